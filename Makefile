@@ -1,0 +1,46 @@
+# Every target does its own set-up: a fresh clone needs only `make demo` or `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip -q --disable-pip-version-check
+
+.PHONY: setup demo test test-fast lint format bench lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PY) -m venv $(VENV)
+	$(PIP) install -r requirements.lock
+	$(PIP) install --no-deps -e .
+	touch $@
+
+setup: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check jaxalign tests scripts
+	$(BIN)/ruff format --check jaxalign tests scripts
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix jaxalign tests scripts
+	$(BIN)/ruff format jaxalign tests scripts
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The main job on the embedded default: simulate the survey, analyse it, build preferences.
+demo: $(STAMP)
+	$(BIN)/jaxalign survey simulate --out runs/demo/survey
+	$(BIN)/jaxalign survey analyze --ratings runs/demo/survey/ratings.parquet --out runs/demo/analysis
+	$(BIN)/jaxalign prefs build --ratings runs/demo/survey/ratings.parquet --out runs/demo/prefs/toxicity_preserve.jsonl --config configs/prefs/toxicity_preserve.yaml
+	@echo "demo outputs in runs/demo (summary: runs/demo/analysis/summary.md)"
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_survey.py --write docs/BENCHMARKS.md
+
+lock: $(STAMP)
+	$(PIP) freeze --exclude-editable | (echo "# Exact versions a fresh Python 3.11 machine installs (make setup). Regenerate with 'make lock'."; cat) > requirements.lock
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,319 @@
+"""The `jaxalign` command line: `jaxalign <group> <command> [options] [key=value ...]`.
+
+The only module that reads argv. Heavy libraries are imported inside the command
+functions, so `--help` stays fast. Exit codes: 0 success, 1 error (one line on stderr;
+`--debug` adds the traceback), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from jaxalign import __version__
+from jaxalign.errors import JaxalignError
+
+EPILOG = (
+    "Trailing key=value arguments override config values (e.g. prefs.scale=3); see docs/CONFIG.md."
+)
+
+
+def _config(args: argparse.Namespace, flags: list[str]):
+    """Resolve the config: file, then flag-derived overrides, then positional key=value overrides."""
+    from jaxalign.config import load_config
+
+    return load_config(args.config, [*flags, *args.overrides])
+
+
+def _common(parser: argparse.ArgumentParser, ratings: bool = False) -> None:
+    """Options every command shares."""
+    parser.add_argument(
+        "--config", metavar="FILE", help="YAML config file (partial; defaults fill the rest)"
+    )
+    if ratings:
+        parser.add_argument(
+            "--lenient",
+            action="store_true",
+            help="drop invalid rows and write a report instead of failing (ratings.strict=false)",
+        )
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+    )
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+
+
+def _ratings_flags(args) -> list[str]:
+    """Overrides implied by the shared ratings options."""
+    return ["ratings.strict=false"] if getattr(args, "lenient", False) else []
+
+
+def cmd_simulate(args) -> int:
+    """survey simulate."""
+    from jaxalign.survey.simulate import write_simulation
+
+    flags = [f"simulate.seed={args.seed}"] if args.seed is not None else []
+    flags += [f"simulate.participants={args.participants}"] if args.participants is not None else []
+    cfg = _config(args, flags)
+    manifest = write_simulation(args.out, cfg.simulate, cfg.ratings)
+    print(
+        f"wrote {args.out}/ratings.parquet: {manifest['participants']} raters, {manifest['ratings']} ratings "
+        f"({manifest['careless_raters']} careless); Aligniverse tables in {args.out}/aligniverse/"
+    )
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    """survey analyze."""
+    from jaxalign.survey.analyze import write_analysis
+    from jaxalign.survey.readers import load_ratings
+
+    cfg = _config(args, _ratings_flags(args))
+    frame, report = load_ratings(args.ratings, cfg.ratings)
+    out = Path(args.out)
+    records = write_analysis(
+        frame,
+        cfg.analysis,
+        out,
+        {
+            "raters_excluded_attention": report.raters_excluded_attention,
+            "rows_dropped_invalid": report.rows_dropped,
+        },
+    )
+    if report.problems:
+        (out / "dropped_rows.csv").write_text(report.problems.to_csv())
+    significant = sorted(
+        (r for r in records if r["significant"]), key=lambda r: -abs(r["pct_diff"])
+    )
+    print(
+        f"{len(records)} comparisons, {len(significant)} significant; wrote {out}/effects.json, summary.md, plots"
+    )
+    for r in significant[:10]:
+        print(
+            f"  {r['dimension']:<20} {r['attribute']}={r['group']} vs {r['reference']}: {r['pct_diff']:+.1f}% "
+            f"[{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]"
+        )
+    return 0
+
+
+def cmd_validate(args) -> int:
+    """survey validate."""
+    from jaxalign.io import staged_files
+    from jaxalign.survey.readers import load_ratings
+
+    cfg = _config(args, _ratings_flags(args))
+    frame, report = load_ratings(args.ratings, cfg.ratings)
+    summary = {
+        **report.summary(),
+        "rows_kept": len(frame),
+        "raters_kept": int(frame["rater_id"].nunique()),
+    }
+    if args.report and report.problems:
+        with staged_files(args.report) as (tmp,):
+            tmp.write_text(report.problems.to_csv())
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_convert(args) -> int:
+    """survey convert."""
+    from jaxalign.io import staged_files
+    from jaxalign.survey.readers import load_ratings, write_long
+
+    cfg = _config(args, _ratings_flags(args))
+    frame, report = load_ratings(args.ratings, cfg.ratings)
+    with staged_files(args.out) as (tmp,):
+        _write_converted(frame, tmp, Path(args.out).suffix, write_long)
+    print(
+        f"wrote {args.out}: {len(frame)} ratings from {frame['rater_id'].nunique()} raters "
+        f"({report.rows_dropped} invalid rows dropped, {report.raters_excluded_attention} raters excluded)"
+    )
+    return 0
+
+
+def _write_converted(frame, tmp: Path, suffix: str, write_long) -> None:
+    """Write through a suffixed temp name (the writer picks the format by suffix)."""
+    target = tmp.with_name(tmp.name + suffix)
+    write_long(frame, target)
+    target.replace(tmp)
+
+
+def cmd_prefs_build(args) -> int:
+    """prefs build."""
+    from jaxalign.prefs.build import build_prefs
+
+    flags = _ratings_flags(args)
+    if args.group:
+        flags.append("prefs.groups=" + json.dumps(args.group))
+    if args.dimension and args.dimensions:
+        raise JaxalignError("give --dimension or --dimensions, not both")
+    dims = (
+        [args.dimension]
+        if args.dimension
+        else args.dimensions.split(",")
+        if args.dimensions
+        else None
+    )
+    if dims:
+        flags.append("prefs.dimensions=" + json.dumps([d.strip() for d in dims]))
+    if args.weights:
+        flags.append("prefs.weights=" + json.dumps(_parse_weights(args.weights)))
+    for flag in ("combine", "scale", "disagreement", "binary_neutral"):
+        value = getattr(args, flag)
+        if value is not None:
+            flags.append(f"prefs.{flag}={value}")
+    if args.keep_ties:
+        flags.append("prefs.keep_ties=true")
+    cfg = _config(args, flags)
+    manifest = build_prefs(args.ratings, args.out, cfg.prefs, cfg.ratings)
+    c = manifest["counts"]
+    print(
+        f"wrote {args.out}: {c['pairs']} pairs {c['pairs_by_split']} ({c['ties_dropped']} ties dropped); "
+        f"manifest {Path(args.out).stem}.manifest.json"
+    )
+    return 0
+
+
+def _parse_weights(text: str) -> dict[str, float]:
+    """'toxicity=2,helpfulness=1' -> {'toxicity': 2.0, 'helpfulness': 1.0}."""
+    out = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise JaxalignError(f"--weights: '{part}' is not dimension=number") from None
+    return out
+
+
+def cmd_config_show(args) -> int:
+    """config show."""
+    from jaxalign.config import config_hash, dump
+
+    cfg = _config(args, [])
+    print(f"# run id (config hash): {config_hash(cfg)}")
+    print(dump(cfg), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="jaxalign", description="Pluralistic LLM alignment in JAX.", epilog=EPILOG
+    )
+    parser.add_argument("--version", action="version", version=f"jaxalign {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    groups = parser.add_subparsers(dest="group", metavar="<group>", required=True)
+
+    survey = groups.add_parser(
+        "survey", help="simulate, validate, convert and analyse survey ratings"
+    )
+    survey_cmds = survey.add_subparsers(dest="command", metavar="<command>", required=True)
+    p = survey_cmds.add_parser(
+        "simulate", help="write a calibrated synthetic survey", epilog=EPILOG
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--seed", type=int, help="random seed (simulate.seed)")
+    p.add_argument("--participants", type=int, help="number of raters (simulate.participants)")
+    _common(p)
+    p.set_defaults(func=cmd_simulate)
+    p = survey_cmds.add_parser(
+        "analyze", help="demographic differences in ratings, with CIs and plots", epilog=EPILOG
+    )
+    p.add_argument(
+        "--ratings",
+        required=True,
+        metavar="PATH",
+        help="ratings file or Aligniverse export directory",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    _common(p, ratings=True)
+    p.set_defaults(func=cmd_analyze)
+    p = survey_cmds.add_parser(
+        "validate", help="check a ratings file and print what would be dropped", epilog=EPILOG
+    )
+    p.add_argument("--ratings", required=True, metavar="PATH")
+    p.add_argument(
+        "--report", metavar="FILE", help="write every problem to this CSV (with --lenient)"
+    )
+    _common(p, ratings=True)
+    p.set_defaults(func=cmd_validate)
+    p = survey_cmds.add_parser(
+        "convert",
+        help="convert ratings (e.g. an Aligniverse export) to the long format",
+        epilog=EPILOG,
+    )
+    p.add_argument("--ratings", required=True, metavar="PATH")
+    p.add_argument("--out", required=True, metavar="FILE", help=".parquet, .csv or .jsonl")
+    _common(p, ratings=True)
+    p.set_defaults(func=cmd_convert)
+
+    prefs = groups.add_parser("prefs", help="build preference pairs from ratings")
+    prefs_cmds = prefs.add_subparsers(dest="command", metavar="<command>", required=True)
+    p = prefs_cmds.add_parser(
+        "build", help="ratings -> preference records + manifest", epilog=EPILOG
+    )
+    p.add_argument("--ratings", required=True, metavar="PATH")
+    p.add_argument("--out", required=True, metavar="FILE.jsonl")
+    p.add_argument(
+        "--group",
+        action="append",
+        metavar="EXPR",
+        help="rater filter, e.g. gender=female or country=US,political_spectrum=conservative "
+        "(repeat for several groups; default all raters)",
+    )
+    p.add_argument("--dimension", metavar="D", help="one dimension (single-value)")
+    p.add_argument("--dimensions", metavar="D1,D2,...", help="several dimensions (multi-value)")
+    p.add_argument("--combine", choices=["weighted_sum", "pareto", "concat"])
+    p.add_argument("--weights", metavar="D=W,...", help="weights for --combine weighted_sum")
+    p.add_argument("--scale", choices=["5", "3", "2"], help="rating scale to collapse to")
+    p.add_argument(
+        "--binary-neutral",
+        dest="binary_neutral",
+        choices=["drop", "low", "high"],
+        help="what neutral becomes on the 2-point scale",
+    )
+    p.add_argument("--disagreement", choices=["majority", "mean", "preserve", "soft"])
+    p.add_argument("--keep-ties", action="store_true", help="keep tied pairs with soft label 0.5")
+    _common(p, ratings=True)
+    p.set_defaults(func=cmd_prefs_build)
+
+    config = groups.add_parser("config", help="inspect resolved configs")
+    config_cmds = config.add_subparsers(dest="command", metavar="<command>", required=True)
+    p = config_cmds.add_parser("show", help="print the resolved config and its hash", epilog=EPILOG)
+    _common(p)
+    p.set_defaults(func=cmd_config_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, run one command, turn errors into one line and an exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for override in args.overrides if hasattr(args, "overrides") else ():
+        if "=" not in override:
+            parser.error(f"unexpected argument '{override}' (overrides look like key=value)")
+    try:
+        return args.func(args)
+    except JaxalignError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"jaxalign: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("jaxalign: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"jaxalign: internal error: {type(err).__name__}: {err} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

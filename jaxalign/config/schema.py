@@ -1,0 +1,160 @@
+"""Frozen config dataclasses, one per subsystem, and the root `Config`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from jaxalign.errors import ConfigError
+from jaxalign.survey.schema import ATTRIBUTES, DIMENSIONS
+
+
+def _meta(**kw):
+    """Field metadata holder (ranges and choices checked at load time)."""
+    return kw
+
+
+@dataclass(frozen=True)
+class EffectConfig:
+    """A planted perception effect: `group` rates `dimension` `pct` percent above `reference`."""
+
+    dimension: str = field(default="toxicity", metadata=_meta(choices=DIMENSIONS))
+    attribute: Literal["gender", "political_spectrum", "ethnicity", "country", "age_band"] = (
+        "gender"
+    )
+    group: str = "male"
+    reference: str = "female"
+    pct: float = field(default=0.0, metadata=_meta(gt=-90.0, le=200.0))
+
+
+PAPER_EFFECTS = (
+    EffectConfig("toxicity", "gender", "male", "female", -18.0),
+    EffectConfig("emotional_awareness", "political_spectrum", "conservative", "liberal", 27.9),
+    EffectConfig("emotional_awareness", "ethnicity", "Black/African American", "White", 44.0),
+)
+
+
+@dataclass(frozen=True)
+class SimulateConfig:
+    """The survey simulator (defaults: the paper's size and planted effects)."""
+
+    seed: int = field(default=0, metadata=_meta(ge=0))
+    participants: int = field(default=1095, metadata=_meta(ge=1, le=10_000_000))
+    items_per_rater: int = field(default=5, metadata=_meta(ge=1, le=20))
+    questions: int = field(default=30, metadata=_meta(ge=1, le=30))
+    responses_per_question: int = field(default=4, metadata=_meta(ge=2, le=5))
+    us_share: float = field(default=0.55, metadata=_meta(ge=0.0, le=1.0))
+    careless_fraction: float = field(default=0.06, metadata=_meta(ge=0.0, le=1.0))
+    attentive_pass_rate: float = field(default=0.98, metadata=_meta(ge=0.0, le=1.0))
+    careless_pass_rate: float = field(default=0.3, metadata=_meta(ge=0.0, le=1.0))
+    leniency_sd: float = field(default=0.15, metadata=_meta(ge=0.0, le=1.0))
+    multi_ethnicity_rate: float = field(default=0.04, metadata=_meta(ge=0.0, le=0.5))
+    effects: tuple[EffectConfig, ...] = PAPER_EFFECTS
+
+
+@dataclass(frozen=True)
+class RatingsConfig:
+    """Reading, validating and filtering ratings files."""
+
+    strict: bool = True
+    # A rater is kept if they passed at least this fraction of the attention checks they saw
+    # (0 keeps everyone; raters who saw no check are always kept).
+    attention_min_fraction: float = field(default=1.0, metadata=_meta(ge=0.0, le=1.0))
+    # Aligniverse export: the label each attention column asks for.
+    attention_expected: dict[str, str] = field(
+        default_factory=lambda: {
+            "attention": "neutral",
+            "attention2": "agree",
+            "attention3": "strongly agree",
+        }
+    )
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Demographic analysis of ratings."""
+
+    seed: int = field(default=0, metadata=_meta(ge=0))
+    bootstrap: int = field(default=2000, metadata=_meta(ge=100, le=100_000))
+    confidence: float = field(default=0.95, metadata=_meta(gt=0.5, le=0.999))
+    correction: Literal["holm", "bh", "bonferroni"] = "holm"
+    alpha: float = field(default=0.05, metadata=_meta(gt=0.0, le=0.5))
+    min_raters: int = field(default=10, metadata=_meta(ge=2))
+    attributes: tuple[str, ...] = field(
+        default=("gender", "political_spectrum", "ethnicity", "country", "age_band"),
+        metadata=_meta(choices=ATTRIBUTES),
+    )
+    references: dict[str, str] = field(
+        default_factory=lambda: {
+            "gender": "female",
+            "political_spectrum": "liberal",
+            "ethnicity": "White",
+            "country": "US",
+            "age_band": "18-30",
+            "language": "en",
+        }
+    )
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Train/validation/test fractions of questions (no question in two splits)."""
+
+    train: float = field(default=0.8, metadata=_meta(ge=0.0, le=1.0))
+    validation: float = field(default=0.1, metadata=_meta(ge=0.0, le=1.0))
+    test: float = field(default=0.1, metadata=_meta(ge=0.0, le=1.0))
+    seed: int = field(default=0, metadata=_meta(ge=0))
+
+    def __post_init__(self):
+        """Fractions must sum to one."""
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ConfigError(f"split fractions sum to {total:g}; they must sum to 1")
+
+
+@dataclass(frozen=True)
+class PrefsConfig:
+    """Ratings -> preference pairs."""
+
+    # Rater filter expressions (docs/DATA.md); each group gets its own records. "all" = no filter.
+    groups: tuple[str, ...] = ("all",)
+    dimensions: tuple[str, ...] = field(default=("toxicity",), metadata=_meta(choices=DIMENSIONS))
+    combine: Literal["weighted_sum", "pareto", "concat"] = "weighted_sum"
+    weights: dict[str, float] = field(default_factory=dict, metadata=_meta(choices=DIMENSIONS))
+    scale: Literal[5, 3, 2] = 5
+    binary_neutral: Literal["drop", "low", "high"] = "drop"
+    disagreement: Literal["majority", "mean", "preserve", "soft"] = "preserve"
+    keep_ties: bool = False
+    min_ratings: int = field(default=1, metadata=_meta(ge=1))
+    text_language: Literal["en", "de"] = "en"
+    split: SplitConfig = SplitConfig()
+
+    def __post_init__(self):
+        """Groups parse; dimensions are distinct and non-empty; weights only name chosen dimensions."""
+        if not self.groups:
+            raise ConfigError(
+                "groups: at least one group expression is required ('all' for every rater)"
+            )
+        from jaxalign.prefs.filters import parse_group
+
+        for expr in self.groups:
+            parse_group(expr)
+        if not self.dimensions:
+            raise ConfigError("dimensions: at least one dimension is required")
+        if len(set(self.dimensions)) != len(self.dimensions):
+            raise ConfigError(f"dimensions: {list(self.dimensions)} repeats a dimension")
+        extra = set(self.weights) - set(self.dimensions)
+        if extra:
+            raise ConfigError(
+                f"weights: {sorted(extra)} are not among dimensions {list(self.dimensions)}"
+            )
+
+
+@dataclass(frozen=True)
+class Config:
+    """The root config: one section per subsystem."""
+
+    simulate: SimulateConfig = SimulateConfig()
+    ratings: RatingsConfig = RatingsConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
+    prefs: PrefsConfig = PrefsConfig()

@@ -1,0 +1,1 @@
+"""Ratings -> preference records: group filters, scale collapse, disagreement policies."""

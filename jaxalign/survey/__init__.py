@@ -1,0 +1,1 @@
+"""Survey ratings: schema, readers and validation, simulator, demographic analysis."""

@@ -1,0 +1,426 @@
+"""Read ratings in the long format (CSV, JSONL, Parquet) or as an Aligniverse export.
+
+`load_ratings` is the one entry point: it reads, validates (strict or lenient),
+applies the attention-check exclusion rule and returns a clean frame plus a report.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jaxalign.config import RatingsConfig
+from jaxalign.errors import DataError, located
+from jaxalign.survey import schema
+from jaxalign.survey.validate import Problems, decode_utf8
+
+SUFFIXES = (".csv", ".jsonl", ".parquet")
+
+
+@dataclass
+class ReadReport:
+    """What reading dropped: bad rows (lenient mode) and raters failing attention checks."""
+
+    problems: Problems = field(default_factory=Problems)
+    rows_read: int = 0
+    rows_dropped: int = 0
+    raters_excluded_attention: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """Counts for manifests and logs."""
+        return {
+            "rows_read": self.rows_read,
+            "rows_dropped_invalid": self.rows_dropped,
+            "problems": len(self.problems.items),
+            "raters_excluded_attention": self.raters_excluded_attention,
+            "notes": list(self.notes),
+        }
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read one CSV/JSONL/Parquet table as strings (Parquet keeps its types); adds `_file`, `_row`."""
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a file")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataError(
+            f"{path}: unsupported file type '{suffix}'; expected one of {', '.join(SUFFIXES)} or an Aligniverse export directory"
+        )
+    data = path.read_bytes()
+    if not data.strip():
+        raise DataError(f"{path}: file is empty; expected a header and at least one data row")
+    if suffix == ".parquet":
+        frame = _read_parquet(path, data)
+    else:
+        text = decode_utf8(data, str(path))
+        frame = _read_csv(path, text) if suffix == ".csv" else _read_jsonl(path, text)
+    if frame.empty:
+        raise DataError(f"{path}: file has no data rows")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame["_file"] = str(path)
+    frame["_row"] = np.arange(1, len(frame) + 1)
+    return frame
+
+
+def _read_csv(path: Path, text: str) -> pd.DataFrame:
+    """CSV with every cell as a string ('' for empty)."""
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+    except pd.errors.ParserError as err:
+        raise DataError(f"{path}: malformed CSV: {str(err).strip()}") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"{path}: file is empty; expected a header and at least one data row"
+        ) from None
+
+
+def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+    """JSON Lines: one object per non-blank line; errors name the line."""
+    records = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(
+                located(
+                    path,
+                    f"line {lineno}: invalid JSON ({err.msg}); expected one JSON object per line",
+                )
+            ) from None
+        if not isinstance(obj, dict):
+            raise DataError(
+                located(path, f"line {lineno}: expected a JSON object, got {type(obj).__name__}")
+            )
+        records.append(obj)
+    return pd.DataFrame.from_records(records)
+
+
+def _read_parquet(path: Path, data: bytes) -> pd.DataFrame:
+    """Parquet via pyarrow; a corrupt file is one clear error."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"{path}: not a readable Parquet file ({err})") from None
+    return table.to_pandas(types_mapper=None)
+
+
+# ---------------------------------------------------------------- value parsing
+
+
+def _is_missing(value) -> bool:
+    """True for None, NaN and blank strings."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def parse_rating(value) -> int | str:
+    """An int 1..5 from a number, numeric string or agreement label, else an error message."""
+    if _is_missing(value):
+        return "missing rating; expected an integer 1-5"
+    if isinstance(value, str):
+        label = value.strip().lower()
+        if label in schema.LABEL_TO_RATING:
+            return schema.LABEL_TO_RATING[label]
+        try:
+            number = float(label)
+        except ValueError:
+            return f"'{value}' is not a rating; expected an integer 1-5 or an agreement label ('strongly disagree' ... 'strongly agree')"
+    elif isinstance(value, bool):
+        return f"{value!r} is not a rating; expected an integer 1-5"
+    else:
+        number = float(value)
+    if math.isnan(number):
+        return "rating is NaN; expected an integer 1-5"
+    if number != int(number):
+        return f"rating {number:g} is not a whole number; expected an integer 1-5"
+    if not schema.RATING_MIN <= number <= schema.RATING_MAX:
+        return f"rating {number:g} is out of range; expected an integer 1-5"
+    return int(number)
+
+
+def parse_list(value) -> tuple[str, ...] | str:
+    """A tuple of strings from a list, a JSON list string or a ';'-separated string."""
+    if _is_missing(value):
+        return ()
+    if isinstance(value, list | tuple | np.ndarray):
+        return tuple(str(v).strip() for v in value if not _is_missing(v))
+    if not isinstance(value, str):
+        return f'{value!r} is not a list; expected a JSON list such as ["White"]'
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError:
+            return f"'{value}' is not a valid JSON list"
+        if not isinstance(items, list):
+            return f"'{value}' is not a JSON list"
+        return tuple(str(v).strip() for v in items if not _is_missing(v))
+    return tuple(part.strip() for part in text.split(";") if part.strip())
+
+
+_TRUE = {"true", "yes", "ja", "1", "y"}
+_FALSE = {"false", "no", "nein", "0", "n"}
+
+
+def parse_bool(value) -> bool | str:
+    """A bool from true/false, yes/no, ja/nein, 1/0."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    return f"'{value}' is not a yes/no value; expected true/false, yes/no or ja/nein"
+
+
+def parse_count(value) -> int | str:
+    """A non-negative integer count."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return f"'{value}' is not a count; expected a non-negative integer"
+    if math.isnan(number) or number < 0 or number != int(number):
+        return f"'{value}' is not a count; expected a non-negative integer"
+    return int(number)
+
+
+def _map_unique(series: pd.Series, fn) -> pd.Series:
+    """Apply `fn` once per distinct value (values may be unhashable lists)."""
+    keys = series.map(
+        lambda v: (
+            json.dumps(v, default=str)
+            if isinstance(v, list | tuple | np.ndarray)
+            else (type(v).__name__, v)
+        )
+    )
+    cache = {}
+    out = []
+    for key, value in zip(keys, series):
+        if key not in cache:
+            cache[key] = fn(value)
+        out.append(cache[key])
+    return pd.Series(out, index=series.index, dtype=object)
+
+
+def _normalize_choice(value, allowed) -> str:
+    """Lower-case/strip a categorical value; '' becomes 'undeclared' where allowed."""
+    text = "" if _is_missing(value) else str(value).strip()
+    if not text and "undeclared" in allowed:
+        return "undeclared"
+    return text.lower() if text.lower() in allowed else text
+
+
+def _normalize_dimension(value) -> str:
+    """'Emotional Awareness' -> 'emotional_awareness'."""
+    return (
+        "" if _is_missing(value) else str(value).strip().lower().replace(" ", "_").replace("-", "_")
+    )
+
+
+# ---------------------------------------------------------------- long format
+
+
+def normalize_long(frame: pd.DataFrame, problems: Problems) -> pd.DataFrame:
+    """Check and convert every long-format column; record problems; return typed columns."""
+    path = frame["_file"].iat[0]
+    missing = [c for c in schema.REQUIRED if c not in frame.columns]
+    if missing:
+        found = ", ".join(c for c in frame.columns if not c.startswith("_")) or "none"
+        raise DataError(
+            f"{path}: missing required column(s) {', '.join(missing)}; found columns: {found} (see docs/DATA.md)"
+        )
+    out = pd.DataFrame({"_file": frame["_file"], "_row": frame["_row"]})
+    for column, (kind, allowed) in schema.COLUMNS.items():
+        if column not in frame.columns:
+            default = schema.DEFAULTS[column]
+            out[column] = [default] * len(frame) if kind == "list" else default
+            continue
+        out[column] = _check_column(frame, column, kind, allowed, problems)
+    _check_consistency(out, problems)
+    return out
+
+
+def _check_column(frame, column, kind, allowed, problems: Problems) -> pd.Series:
+    """Convert one column to its kind, recording every bad value."""
+    raw = frame[column]
+    if column == "rating":
+        parsed = _map_unique(raw, parse_rating)
+    elif column == "dimension":
+        parsed = _map_unique(raw, _normalize_dimension)
+    elif kind == "list":
+        parsed = _map_unique(raw, parse_list)
+    elif kind == "bool":
+        parsed = _map_unique(raw, parse_bool)
+    elif kind == "int":
+        parsed = _map_unique(raw, parse_count)
+    elif allowed is not None:
+        parsed = _map_unique(raw, lambda v: _normalize_choice(v, allowed))
+    else:
+        parsed = _map_unique(raw, lambda v: "" if _is_missing(v) else str(v).strip())
+    if column in ("rating", "attention_passed", "attention_total") or kind in ("list", "bool"):
+        bad = parsed.map(lambda v: isinstance(v, str)).to_numpy(bool)
+        problems.add_mask(frame, bad, column, parsed)
+        parsed = parsed.where(~bad, None)
+    elif allowed is not None:
+        bad = ~parsed.isin(allowed).to_numpy(bool)
+        choices = ", ".join(allowed)
+        problems.add_mask(
+            frame, bad, column, lambda v: f"'{v}' is not allowed; expected one of {choices}"
+        )
+    elif column in ("rater_id", "question_id", "response_id"):
+        bad = (parsed == "").to_numpy(bool)
+        what = "unknown rater: empty rater_id" if column == "rater_id" else f"empty {column}"
+        problems.add_mask(frame, bad, column, lambda v: f"{what}; every row needs one")
+    return parsed
+
+
+def _check_consistency(out: pd.DataFrame, problems: Problems) -> None:
+    """Duplicate (rater, response, dimension) rows; attention passed <= total."""
+    dup = out.duplicated(["rater_id", "response_id", "dimension"], keep="first").to_numpy(bool)
+    if dup.any():
+        first = out.drop_duplicates(["rater_id", "response_id", "dimension"]).set_index(
+            ["rater_id", "response_id", "dimension"]
+        )["_row"]
+        for idx in np.flatnonzero(dup):
+            r = out.iloc[idx]
+            earlier = first.loc[(r.rater_id, r.response_id, r.dimension)]
+            problems.add(
+                r._file,
+                int(r._row),
+                "dimension",
+                r.dimension,
+                f"duplicate rating: rater '{r.rater_id}' already rated response '{r.response_id}' on {r.dimension} at row {earlier}",
+            )
+    passed = pd.to_numeric(out["attention_passed"], errors="coerce")
+    total = pd.to_numeric(out["attention_total"], errors="coerce")
+    over = (passed > total).to_numpy(bool)
+    problems.add_mask(
+        out,
+        over,
+        "attention_passed",
+        lambda v: f"{v} attention checks passed but attention_total is lower",
+    )
+
+
+def finalize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Typed, sorted, index-reset long frame without the provenance columns."""
+    frame = frame.drop(columns=["_file", "_row"])
+    frame["rating"] = frame["rating"].astype(np.int8)
+    for column in ("attention_passed", "attention_total"):
+        frame[column] = frame[column].astype(np.int32)
+    frame["gender_focused"] = frame["gender_focused"].astype(bool)
+    for column, (kind, _) in schema.COLUMNS.items():
+        if kind == "str":
+            frame[column] = frame[column].astype(object)
+    order = {d: i for i, d in enumerate(schema.DIMENSIONS)}
+    frame = (
+        frame.assign(_d=frame["dimension"].map(order))
+        .sort_values(["rater_id", "response_id", "_d"], kind="stable")
+        .drop(columns="_d")
+    )
+    return frame.reset_index(drop=True)[list(schema.COLUMNS)]
+
+
+def _drop_problem_rows(frame: pd.DataFrame, problems: Problems) -> pd.DataFrame:
+    """Remove every row named by a problem (lenient mode)."""
+    bad = problems.rows()
+    if not bad:
+        return frame
+    keys = list(zip(frame["_file"], frame["_row"]))
+    keep = np.array([k not in bad for k in keys], dtype=bool)
+    return frame.loc[keep]
+
+
+def read_long(path: Path, strict: bool, report: ReadReport) -> pd.DataFrame:
+    """Read and validate a long-format ratings file."""
+    raw = read_table(path)
+    report.rows_read += len(raw)
+    frame = normalize_long(raw, report.problems)
+    if strict:
+        report.problems.raise_first()
+    kept = _drop_problem_rows(frame, report.problems)
+    report.rows_dropped += len(frame) - len(kept)
+    if kept.empty:
+        raise DataError(
+            f"{path}: every row was invalid ({len(report.problems.items)} problems); nothing to use"
+        )
+    return kept
+
+
+def apply_attention_rule(
+    frame: pd.DataFrame, min_fraction: float, report: ReadReport
+) -> pd.DataFrame:
+    """Drop raters who passed less than `min_fraction` of the attention checks they saw."""
+    total = frame["attention_total"].to_numpy()
+    passed = frame["attention_passed"].to_numpy()
+    keep = (total == 0) | (passed >= min_fraction * total - 1e-9)
+    report.raters_excluded_attention = int(frame.loc[~keep, "rater_id"].nunique())
+    return frame.loc[keep]
+
+
+def load_ratings(
+    path: str | Path, config: RatingsConfig | None = None
+) -> tuple[pd.DataFrame, ReadReport]:
+    """Read ratings (long-format file or Aligniverse export directory), validate, exclude raters."""
+    config = config or RatingsConfig()
+    path = Path(path)
+    report = ReadReport()
+    if path.is_dir():
+        from jaxalign.survey.aligniverse import read_export
+
+        frame = read_export(path, config, report)
+    else:
+        frame = read_long(path, config.strict, report)
+    frame = apply_attention_rule(frame, config.attention_min_fraction, report)
+    if frame.empty:
+        raise DataError(
+            f"{path}: no raters left after the attention-check rule (ratings.attention_min_fraction={config.attention_min_fraction})"
+        )
+    return finalize(frame), report
+
+
+def write_long(frame: pd.DataFrame, path: Path) -> None:
+    """Write the long format as Parquet, CSV or JSONL (by suffix), deterministically."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table, path, compression="zstd")
+    elif suffix == ".csv":
+        out = frame.copy()
+        for column in schema.LIST_ATTRIBUTES:
+            out[column] = out[column].map(lambda v: json.dumps(list(v), ensure_ascii=False))
+        out.to_csv(path, index=False, lineterminator="\n")
+    elif suffix == ".jsonl":
+        with open(path, "w", encoding="utf-8") as fh:
+            for record in frame.to_dict(orient="records"):
+                for column in schema.LIST_ATTRIBUTES:
+                    record[column] = list(record[column])
+                record = {k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()}
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
+        raise DataError(
+            f"{path}: unsupported output type '{suffix}'; expected .parquet, .csv or .jsonl"
+        )
