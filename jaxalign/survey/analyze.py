@@ -228,7 +228,11 @@ def summary_markdown(
     lines += _table(significant) if significant else ["None.", ""]
     lines += ["## All comparisons", ""]
     for attribute in dict.fromkeys(r["attribute"] for r in records):
-        lines += [f"### {attribute}", "", *_table([r for r in records if r["attribute"] == attribute])]
+        lines += [
+            f"### {attribute}",
+            "",
+            *_table([r for r in records if r["attribute"] == attribute]),
+        ]
     return "\n".join(lines)
 
 

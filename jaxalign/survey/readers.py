@@ -205,17 +205,11 @@ def parse_count(value) -> int | str:
 
 
 def _map_unique(series: pd.Series, fn) -> pd.Series:
-    """Apply `fn` once per distinct value (values may be unhashable lists)."""
-    keys = series.map(
-        lambda v: (
-            json.dumps(v, default=str)
-            if isinstance(v, list | tuple | np.ndarray)
-            else (type(v).__name__, v)
-        )
-    )
-    cache = {}
+    """Apply `fn` once per distinct value (values may be unhashable lists or arrays)."""
+    cache: dict = {}
     out = []
-    for key, value in zip(keys, series):
+    for value in series:
+        key = (type(value), tuple(value) if isinstance(value, list | tuple | np.ndarray) else value)
         if key not in cache:
             cache[key] = fn(value)
         out.append(cache[key])

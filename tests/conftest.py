@@ -1,0 +1,24 @@
+"""Shared fixtures: one default simulated survey per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from jaxalign.config import RatingsConfig, SimulateConfig
+from jaxalign.survey.readers import load_ratings
+from jaxalign.survey.simulate import write_simulation
+
+
+@pytest.fixture(scope="session")
+def survey_dir(tmp_path_factory):
+    """The default survey (1,095 raters), simulated once and written to disk."""
+    out = tmp_path_factory.mktemp("survey") / "default"
+    write_simulation(out, SimulateConfig(), RatingsConfig())
+    return out
+
+
+@pytest.fixture(scope="session")
+def ratings(survey_dir):
+    """The default survey's ratings after validation and attention exclusion."""
+    frame, _ = load_ratings(survey_dir / "ratings.parquet")
+    return frame
