@@ -69,9 +69,15 @@ def _bootstrap_means(
 ) -> np.ndarray:
     """[B, D] ratio-of-sums means over raters resampled with replacement."""
     n = len(sums)
-    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (weights @ sums) / (weights @ counts)
+    out = np.empty((n_boot, sums.shape[1]))
+    block = max(1, 2_000_000 // max(n, 1))  # bounds the [block, n] index matrix
+    for start in range(0, n_boot, block):
+        b = min(block, n_boot - start)
+        draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        weights = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start : start + b] = (weights @ sums) / (weights @ counts)
+    return out
 
 
 def compare(

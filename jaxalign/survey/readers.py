@@ -205,15 +205,16 @@ def parse_count(value) -> int | str:
 
 
 def _map_unique(series: pd.Series, fn) -> pd.Series:
-    """Apply `fn` once per distinct value (values may be unhashable lists or arrays)."""
-    cache: dict = {}
-    out = []
-    for value in series:
-        key = (type(value), tuple(value) if isinstance(value, list | tuple | np.ndarray) else value)
-        if key not in cache:
-            cache[key] = fn(value)
-        out.append(cache[key])
-    return pd.Series(out, index=series.index, dtype=object)
+    """Apply `fn` once per distinct value (lists and arrays are compared as tuples)."""
+    try:
+        codes, uniques = pd.factorize(series, use_na_sentinel=False)
+    except TypeError:  # unhashable cells: list columns
+        keys = series.map(lambda v: tuple(v) if isinstance(v, list | tuple | np.ndarray) else v)
+        codes, uniques = pd.factorize(keys, use_na_sentinel=False)
+    mapped = np.empty(len(uniques), dtype=object)
+    for i, value in enumerate(uniques):
+        mapped[i] = fn(value)
+    return pd.Series(mapped[codes], index=series.index, dtype=object)
 
 
 def _normalize_choice(value, allowed) -> str:

@@ -1,0 +1,152 @@
+"""Benchmark the data layer's commands as a user runs them (wall time of the CLI process).
+
+Usage: python scripts/bench_survey.py [--repeats N] [--write docs/BENCHMARKS.md]
+
+Times `jaxalign --help`, and `survey simulate`, `survey analyze` and `prefs build` on the
+default survey (1,095 raters) and on a 10x survey (configs/survey/large.yaml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+START, END = "<!-- bench_survey:start -->", "<!-- bench_survey:end -->"
+
+
+def run(args: list[str]) -> float:
+    """Wall seconds of one `python -m jaxalign ...` process; fails loudly on error."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "jaxalign", *args],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
+    return time.perf_counter() - t0
+
+
+def timed(args: list[str], repeats: int) -> tuple[float, float]:
+    """(median, min) wall seconds over `repeats` runs."""
+    times = [run(args) for _ in range(repeats)]
+    return statistics.median(times), min(times)
+
+
+def machine() -> str:
+    """CPU model, cores, memory, Python and library versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kib / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    libs = ", ".join(
+        f"{p} {metadata.version(p)}" for p in ("numpy", "pandas", "pyarrow", "scipy", "matplotlib")
+    )
+    return f"{cpu}, {os.cpu_count()} cores{mem}; Python {platform.python_version()}; {libs}"
+
+
+def bench(repeats: int) -> str:
+    """Run every measurement and return a markdown section."""
+    rows = []
+    help_med, help_min = timed(["--help"], 5)
+    rows.append(("`jaxalign --help`", "-", help_med, help_min, 5))
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, config, reps in (
+            ("default (1,095 raters, 27,375 ratings)", None, repeats),
+            ("10x (10,950 raters, 273,750 ratings)", "configs/survey/large.yaml", 1),
+        ):
+            survey = Path(tmp) / ("large" if config else "default")
+            sim = ["survey", "simulate", "--out", str(survey)] + (
+                ["--config", config] if config else []
+            )
+            med, low = timed(sim, reps)
+            rows.append(("survey simulate", label, med, low, reps))
+            ratings = str(survey / "ratings.parquet")
+            med, low = timed(
+                ["survey", "analyze", "--ratings", ratings, "--out", str(Path(tmp) / "an")], reps
+            )
+            rows.append(("survey analyze", label, med, low, reps))
+            med, low = timed(
+                ["prefs", "build", "--ratings", ratings, "--out", str(Path(tmp) / "p.jsonl")], reps
+            )
+            rows.append(("prefs build (toxicity, 5-point, preserve)", label, med, low, reps))
+            med, low = timed(
+                [
+                    "prefs",
+                    "build",
+                    "--ratings",
+                    ratings,
+                    "--out",
+                    str(Path(tmp) / "p.jsonl"),
+                    "--config",
+                    "configs/prefs/multi_value.yaml",
+                ],
+                reps,
+            )
+            rows.append(("prefs build (5 dimensions, weighted sum)", label, med, low, reps))
+    lines = [
+        START,
+        "## Data layer: simulate, analyze, prefs build",
+        "",
+        f"Measured {datetime.date.today().isoformat()} with `python scripts/bench_survey.py --repeats {repeats}` "
+        f"on {machine()}.",
+        "Wall time of the whole CLI process (interpreter start, imports, reading, work, writing). "
+        "Goal: each command under 10 s on the default survey.",
+        "",
+        "| command | survey | median s | min s | runs |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {cmd} | {survey} | {med:.2f} | {low:.2f} | {n} |" for cmd, survey, med, low, n in rows
+    ]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace (or append) the marked section in a markdown file."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def main() -> None:
+    """Parse arguments, run, print and optionally write the section."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--write", type=Path, help="markdown file whose bench_survey section is replaced"
+    )
+    args = parser.parse_args()
+    section = bench(args.repeats)
+    print(section)
+    if args.write:
+        write_section(args.write, section)
+
+
+if __name__ == "__main__":
+    main()
