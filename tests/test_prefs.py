@@ -236,3 +236,21 @@ def test_cli_build_is_byte_identical_and_writes_manifest(survey_dir, tmp_path, c
         and manifest["counts"]["pairs"] == manifest["output"]["records"]
     )
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "scale,majority_mean,preserve,soft",
+    [(5, True, (10 / 11, 1 / 11), 0.875), (3, True, (0.9, 0.1), 10 / 12), (2, True, (1.0,), 0.875)],
+)
+def test_worked_example_in_docs(scale, majority_mean, preserve, soft):
+    """The table in docs/DATA.md section 5."""
+    a = orient(collapse(np.array([1, 2, 2, 4]), scale), "toxicity", scale)
+    b = orient(collapse(np.array([3, 4, 5]), scale), "toxicity", scale)
+    a, b = a[~np.isnan(a)][:, None], b[~np.isnan(b)][:, None]
+    one = np.ones(1)
+    for policy in ("majority", "mean"):
+        assert decide(a, b, policy, one, False).records == ((majority_mean, 1.0, 1.0),)
+    assert tuple(w for _, w, _ in decide(a, b, "preserve", one, False).records) == pytest.approx(
+        preserve
+    )
+    assert decide(a, b, "soft", one, False).records[0][2] == pytest.approx(soft)
