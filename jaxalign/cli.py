@@ -81,9 +81,8 @@ def cmd_analyze(args) -> int:
             "raters_excluded_attention": report.raters_excluded_attention,
             "rows_dropped_invalid": report.rows_dropped,
         },
+        report.problems.to_csv() if report.problems else "",
     )
-    if report.problems:
-        (out / "dropped_rows.csv").write_text(report.problems.to_csv())
     significant = sorted(
         (r for r in records if r["significant"]), key=lambda r: -abs(r["pct_diff"])
     )

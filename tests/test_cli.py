@@ -132,3 +132,28 @@ assert not heavy, heavy
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_analyze_lenient_writes_dropped_rows(ratings, tmp_path, capsys):
+    from jaxalign.survey.readers import write_long
+
+    path = tmp_path / "r.csv"
+    write_long(ratings.head(2000), path)
+    lines = path.read_text().splitlines()
+    lines[5] = lines[5].rsplit(",", 1)[0] + ",9"  # rating out of range on data row 5
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "an"
+    args = [
+        "survey",
+        "analyze",
+        "--ratings",
+        str(path),
+        "--out",
+        str(out),
+        "analysis.bootstrap=100",
+    ]
+    assert main(args) == 1 and not out.exists()
+    assert main([*args, "--lenient"]) == 0
+    report = (out / "dropped_rows.csv").read_text().splitlines()
+    assert len(report) == 2 and ",5,rating,9," in report[1]
+    capsys.readouterr()

@@ -179,9 +179,13 @@ def _overview(frame: pd.DataFrame, raters: pd.DataFrame) -> dict:
 
 
 def write_analysis(
-    frame: pd.DataFrame, cfg: AnalysisConfig, out_dir: Path, extra: dict | None = None
+    frame: pd.DataFrame,
+    cfg: AnalysisConfig,
+    out_dir: Path,
+    extra: dict | None = None,
+    dropped_csv: str = "",
 ) -> list[dict]:
-    """Analyse and write effects.json, summary.md and PNG plots into `out_dir` atomically."""
+    """Analyse; write effects.json, summary.md, plots (and dropped_rows.csv) into `out_dir` atomically."""
     from jaxalign.io import staged_dir
     from jaxalign.survey.plots import write_plots
 
@@ -192,6 +196,8 @@ def write_analysis(
         (tmp / "effects.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         plots = write_plots(records, overview, tmp, cfg.alpha)
         (tmp / "summary.md").write_text(summary_markdown(records, overview, cfg, plots))
+        if dropped_csv:
+            (tmp / "dropped_rows.csv").write_text(dropped_csv)
     return records
 
 
