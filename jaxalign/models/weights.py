@@ -1,0 +1,141 @@
+"""HF tensor names <-> decoder parameters; safetensors read/write (single or sharded with index)."""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+
+from jaxalign.errors import DataError
+
+ST_DTYPES = {
+    "F32": np.float32,
+    "F16": np.float16,
+    "BF16": ml_dtypes.bfloat16,
+    "F64": np.float64,
+    "I64": np.int64,
+    "I32": np.int32,
+}
+ST_NAMES = {np.dtype(v): k for k, v in ST_DTYPES.items()}
+
+
+def param_table(model) -> Iterator[tuple[str, object, bool, tuple]]:
+    """(HF name, nnx.Param, transpose?, logical axes of our layout) for every parameter."""
+    yield "model.embed_tokens.weight", model.embed_tokens, False, ("vocab", "embed")
+    for i, layer in enumerate(model.layers):
+        p = f"model.layers.{i}."
+        attn, mlp = layer.self_attn, layer.mlp
+        for name, lin, axes in (
+            ("q_proj", attn.q_proj, ("embed", "heads")),
+            ("k_proj", attn.k_proj, ("embed", "kv_heads")),
+            ("v_proj", attn.v_proj, ("embed", "kv_heads")),
+            ("o_proj", attn.o_proj, ("heads", "embed")),
+        ):
+            yield f"{p}self_attn.{name}.weight", lin.kernel, True, axes
+            if lin.bias is not None:
+                yield f"{p}self_attn.{name}.bias", lin.bias, False, axes[1:]
+        if attn.q_norm is not None:
+            yield f"{p}self_attn.q_norm.weight", attn.q_norm.weight, False, ("norm",)
+            yield f"{p}self_attn.k_norm.weight", attn.k_norm.weight, False, ("norm",)
+        for name, lin, axes in (
+            ("gate_proj", mlp.gate_proj, ("embed", "mlp")),
+            ("up_proj", mlp.up_proj, ("embed", "mlp")),
+            ("down_proj", mlp.down_proj, ("mlp", "embed")),
+        ):
+            yield f"{p}mlp.{name}.weight", lin.kernel, True, axes
+            if lin.bias is not None:
+                yield f"{p}mlp.{name}.bias", lin.bias, False, axes[1:]
+        yield f"{p}input_layernorm.weight", layer.input_layernorm.weight, False, ("norm",)
+        yield (
+            f"{p}post_attention_layernorm.weight",
+            layer.post_attention_layernorm.weight,
+            False,
+            ("norm",),
+        )
+    yield "model.norm.weight", model.norm.weight, False, ("norm",)
+    if model.lm_head is not None:
+        yield "lm_head.weight", model.lm_head, True, ("embed", "vocab")
+
+
+def _read_header(path: Path) -> tuple[dict, int]:
+    """The JSON header of a .safetensors file and the byte offset where data starts."""
+    try:
+        with open(path, "rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            if size > 100_000_000:
+                raise ValueError("header too large")
+            header = json.loads(fh.read(size))
+    except (OSError, struct.error, ValueError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable safetensors file ({err})") from None
+    return header, 8 + size
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Memory-mapped tensors of one .safetensors file, by name."""
+    header, start = _read_header(path)
+    header.pop("__metadata__", None)
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    out = {}
+    for name, info in header.items():
+        dtype = ST_DTYPES.get(info.get("dtype"))
+        if dtype is None:
+            raise DataError(f"{path}: tensor {name}: unsupported dtype {info.get('dtype')}")
+        begin, end = info["data_offsets"]
+        count = int(np.prod(info["shape"])) if info["shape"] else 1
+        if end - begin != count * np.dtype(dtype).itemsize or start + end > raw.size:
+            raise DataError(
+                f"{path}: tensor {name}: data offsets do not match shape {info['shape']} (truncated file?)"
+            )
+        out[name] = raw[start + begin : start + end].view(dtype).reshape(info["shape"])
+    return out
+
+
+def read_checkpoint(directory: Path) -> dict[str, np.ndarray]:
+    """All tensors of a HF directory: model.safetensors or an index of shards."""
+    index = directory / "model.safetensors.index.json"
+    single = directory / "model.safetensors"
+    if index.exists():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (json.JSONDecodeError, KeyError) as err:
+            raise DataError(f"{index}: not a valid safetensors index ({err})") from None
+        tensors = {}
+        for shard in sorted(set(weight_map.values())):
+            if not (directory / shard).exists():
+                raise DataError(f"{directory / shard}: shard named in {index.name} not found")
+            tensors.update(read_safetensors(directory / shard))
+        return tensors
+    if single.exists():
+        return read_safetensors(single)
+    raise DataError(
+        f"{directory}: no model.safetensors or model.safetensors.index.json (weights missing)"
+    )
+
+
+def write_safetensors(
+    path: Path, tensors: dict[str, np.ndarray], metadata: dict | None = None
+) -> None:
+    """Write tensors (sorted by name) in the safetensors format."""
+    header: dict = {"__metadata__": metadata or {"format": "pt"}}
+    offset = 0
+    arrays = []
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name])
+        header[name] = {
+            "dtype": ST_NAMES[arr.dtype],
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + arr.nbytes],
+        }
+        offset += arr.nbytes
+        arrays.append(arr)
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(blob)))
+        fh.write(blob)
+        for arr in arrays:
+            fh.write(arr.tobytes())
