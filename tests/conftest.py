@@ -1,6 +1,12 @@
-"""Shared fixtures: one default simulated survey per test session."""
+"""Shared fixtures: one default simulated survey per test session; 8 simulated CPU devices."""
 
 from __future__ import annotations
+
+import os
+
+# Before jax is imported anywhere: sharding tests run on 8 simulated CPU devices.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 

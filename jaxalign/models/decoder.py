@@ -85,7 +85,7 @@ class RMSNorm(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         xf = x.astype(jnp.float32)
         y = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + self.eps)
-        return self.weight.value.astype(x.dtype) * y.astype(x.dtype)
+        return self.weight.get_value().astype(x.dtype) * y.astype(x.dtype)
 
 
 class Linear(nnx.Module):
@@ -96,8 +96,8 @@ class Linear(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((dout,), dtype)) if bias else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = x @ self.kernel.value.astype(x.dtype)
-        return y + self.bias.value.astype(x.dtype) if self.bias is not None else y
+        y = x @ self.kernel.get_value().astype(x.dtype)
+        return y + self.bias.get_value().astype(x.dtype) if self.bias is not None else y
 
 
 class Attention(nnx.Module):
@@ -198,7 +198,7 @@ class Decoder(nnx.Module):
 
     def output_kernel(self) -> jax.Array:
         """[D, V] output projection (the embedding transposed when tied)."""
-        return self.embed_tokens.value.T if self.lm_head is None else self.lm_head.value
+        return self.embed_tokens.get_value().T if self.lm_head is None else self.lm_head.get_value()
 
     def hidden(self, tokens, positions=None, segment_ids=None, cache: KVCache | None = None):
         """Final-normed hidden states [B, T, D] (and the updated cache when one is given)."""
@@ -207,7 +207,7 @@ class Decoder(nnx.Module):
             positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
         if segment_ids is None:
             segment_ids = jnp.ones((b, t), jnp.int32)
-        x = jnp.take(self.embed_tokens.value, tokens, axis=0).astype(self.dtype)
+        x = jnp.take(self.embed_tokens.get_value(), tokens, axis=0).astype(self.dtype)
         cos, sin = rope_tables(self.config, positions, self.dtype)
         if cache is None:
             mask = attention_mask(
@@ -234,7 +234,7 @@ class Decoder(nnx.Module):
 
     def _cache_mask(self, cache: KVCache, positions, segment_ids):
         """Mark the new slots valid and build the [B, 1, T, S] mask over cache slots."""
-        b, t = positions.shape
+        t = positions.shape[1]
         slots = cache.valid.shape[1]
         valid = jax.lax.dynamic_update_slice_in_dim(
             cache.valid, segment_ids != 0, cache.index, axis=1

@@ -107,7 +107,7 @@ def build(
             raise DataError(f"{source}: tensor {name} is missing from the weights")
         array = tensors[name]
         array = array.T if transpose else array
-        expected = tuple(param.value.shape)
+        expected = tuple(param.get_value().shape)
         if tuple(array.shape) != expected:
             shown = tuple(reversed(expected)) if transpose else expected
             raise DataError(
@@ -115,7 +115,7 @@ def build(
                 "from config.json"
             )
         sharding = named(mesh, axes, expected) if mesh is not None else None
-        param.value = put(array, sharding, param_dtype)
+        param.set_value(put(array, sharding, param_dtype))
     return model
 
 
@@ -146,7 +146,7 @@ def export_hf(model: Decoder, tokenizer, out_dir: str | Path, dtype: str = "fp32
     np_dtype = {"fp32": np.float32, "bf16": jnp.bfloat16}[dtype]
     tensors = {}
     for name, param, transpose, _ in param_table(model):
-        array = np.asarray(jax.device_get(param.value)).astype(np_dtype)
+        array = np.asarray(jax.device_get(param.get_value())).astype(np_dtype)
         tensors[name] = np.ascontiguousarray(array.T if transpose else array)
     config = model.config.to_hf()
     config["torch_dtype"] = "float32" if dtype == "fp32" else "bfloat16"
@@ -161,4 +161,4 @@ def export_hf(model: Decoder, tokenizer, out_dir: str | Path, dtype: str = "fp32
 
 def parameter_count(model: Decoder) -> int:
     """Number of parameters (tied embeddings counted once)."""
-    return sum(int(np.prod(p.value.shape)) for _, p, _, _ in param_table(model))
+    return sum(int(np.prod(p.get_value().shape)) for _, p, _, _ in param_table(model))
