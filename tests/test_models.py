@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from flax import nnx
 
 from jaxalign.cli import main
 from jaxalign.errors import DataError
@@ -19,17 +20,57 @@ from jaxalign.models.sampler import Sampler, bucket, filter_logits
 from jaxalign.ops import naive_token_logprobs, token_logprobs
 from jaxalign.sharding import make_mesh
 
-COMMON = dict(vocab_size=96, hidden_size=64, intermediate_size=112, num_hidden_layers=2, num_attention_heads=4,
-              max_position_embeddings=256, initializer_range=0.15, bos_token_id=1, eos_token_id=2, pad_token_id=0)
-LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 50000.0, "factor": 8.0, "low_freq_factor": 1.0,
-               "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
+COMMON = dict(
+    vocab_size=96,
+    hidden_size=64,
+    intermediate_size=112,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=256,
+    initializer_range=0.15,
+    bos_token_id=1,
+    eos_token_id=2,
+    pad_token_id=0,
+)
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "rope_theta": 50000.0,
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 32,
+}
 FAMILIES = {
-    "llama-gqa-untied-rope3": ("LlamaConfig", "LlamaForCausalLM", dict(num_key_value_heads=2, rope_parameters=LLAMA3_ROPE)),
-    "llama-mha-tied": ("LlamaConfig", "LlamaForCausalLM", dict(num_key_value_heads=4, tie_word_embeddings=True)),
-    "mistral-gqa": ("MistralConfig", "MistralForCausalLM", dict(num_key_value_heads=2, sliding_window=None)),
-    "qwen2-gqa-tied": ("Qwen2Config", "Qwen2ForCausalLM", dict(num_key_value_heads=2, tie_word_embeddings=True)),
-    "qwen2-mha-untied": ("Qwen2Config", "Qwen2ForCausalLM", dict(num_key_value_heads=4, tie_word_embeddings=False)),
-    "qwen3-gqa": ("Qwen3Config", "Qwen3ForCausalLM", dict(num_key_value_heads=2, head_dim=24, tie_word_embeddings=False)),
+    "llama-gqa-untied-rope3": (
+        "LlamaConfig",
+        "LlamaForCausalLM",
+        dict(num_key_value_heads=2, rope_parameters=LLAMA3_ROPE),
+    ),
+    "llama-mha-tied": (
+        "LlamaConfig",
+        "LlamaForCausalLM",
+        dict(num_key_value_heads=4, tie_word_embeddings=True),
+    ),
+    "mistral-gqa": (
+        "MistralConfig",
+        "MistralForCausalLM",
+        dict(num_key_value_heads=2, sliding_window=None),
+    ),
+    "qwen2-gqa-tied": (
+        "Qwen2Config",
+        "Qwen2ForCausalLM",
+        dict(num_key_value_heads=2, tie_word_embeddings=True),
+    ),
+    "qwen2-mha-untied": (
+        "Qwen2Config",
+        "Qwen2ForCausalLM",
+        dict(num_key_value_heads=4, tie_word_embeddings=False),
+    ),
+    "qwen3-gqa": (
+        "Qwen3Config",
+        "Qwen3ForCausalLM",
+        dict(num_key_value_heads=2, head_dim=24, tie_word_embeddings=False),
+    ),
 }
 
 
@@ -37,7 +78,9 @@ def make_hf(directory, family: str):
     """Save a tiny randomly initialised transformers model of `family`; return the torch model."""
     config_cls, model_cls, extra = FAMILIES[family]
     torch.manual_seed(sum(map(ord, family)))
-    model = getattr(transformers, model_cls)(getattr(transformers, config_cls)(**COMMON, **extra)).eval()
+    model = getattr(transformers, model_cls)(
+        getattr(transformers, config_cls)(**COMMON, **extra)
+    ).eval()
     with torch.no_grad():  # non-trivial norm weights and biases, so every parameter matters
         for name, param in model.named_parameters():
             if name.endswith("norm.weight") or name.endswith(".bias"):
@@ -79,8 +122,13 @@ def test_greedy_generation_matches_transformers(tiny, family):
     out = sampler.generate(prompts, max_new_tokens=32, greedy=True)
     for prompt, ours in zip(prompts, out.completions()):
         with torch.no_grad():
-            ref = hf.generate(torch.tensor([prompt]), max_new_tokens=32, do_sample=False, eos_token_id=2,
-                              pad_token_id=0)[0, len(prompt):].tolist()
+            ref = hf.generate(
+                torch.tensor([prompt]),
+                max_new_tokens=32,
+                do_sample=False,
+                eos_token_id=2,
+                pad_token_id=0,
+            )[0, len(prompt) :].tolist()
         assert ours == ref
 
 
@@ -88,12 +136,16 @@ def test_export_round_trip(tiny, tmp_path):
     directory, _ = tiny["qwen2-gqa-tied"]
     model, _ = load_pretrained(directory)
     export_hf(model, None, tmp_path / "export")
-    back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "export", dtype=torch.float32).eval()
+    back = transformers.AutoModelForCausalLM.from_pretrained(
+        tmp_path / "export", dtype=torch.float32
+    ).eval()
     with torch.no_grad():
         ref = back(torch.tensor(TOKENS)).logits.numpy()
     assert np.abs(np.asarray(model(jnp.asarray(TOKENS))) - ref).max() <= 1e-5
     again, _ = load_pretrained(tmp_path / "export")
-    assert np.array_equal(np.asarray(again(jnp.asarray(TOKENS))), np.asarray(model(jnp.asarray(TOKENS))))
+    assert np.array_equal(
+        np.asarray(again(jnp.asarray(TOKENS))), np.asarray(model(jnp.asarray(TOKENS)))
+    )
 
 
 def test_sharded_equals_unsharded(tiny):
@@ -105,8 +157,10 @@ def test_sharded_equals_unsharded(tiny):
     kernel = sharded.layers[0].mlp.gate_proj.kernel.get_value()
     assert kernel.sharding.spec == jax.sharding.PartitionSpec("fsdp", "tensor")
     assert len({str(s.index) for s in kernel.addressable_shards}) == 8
-    tokens = jax.device_put(jnp.asarray(np.tile(TOKENS, (4, 1))),
-                            jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(("data", "fsdp"))))
+    tokens = jax.device_put(
+        jnp.asarray(np.tile(TOKENS, (4, 1))),
+        jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(("data", "fsdp"))),
+    )
     out = jax.jit(lambda t: sharded(t))(tokens)
     ref = plain(jnp.asarray(np.tile(TOKENS, (4, 1))))
     assert np.abs(np.asarray(out) - np.asarray(ref)).max() <= 1e-5
@@ -131,8 +185,12 @@ def test_chunked_logprobs_match_naive():
     def loss(fn):
         return lambda h, w: (fn(h, w) * jnp.linspace(0.5, 1.5, 37)).sum()
 
-    grads_c = jax.grad(loss(lambda h, w: token_logprobs(h, w, targets, chunk=8)), argnums=(0, 1))(hidden, kernel)
-    grads_n = jax.grad(loss(lambda h, w: naive_token_logprobs(h, w, targets)), argnums=(0, 1))(hidden, kernel)
+    grads_c = jax.grad(loss(lambda h, w: token_logprobs(h, w, targets, chunk=8)), argnums=(0, 1))(
+        hidden, kernel
+    )
+    grads_n = jax.grad(loss(lambda h, w: naive_token_logprobs(h, w, targets)), argnums=(0, 1))(
+        hidden, kernel
+    )
     for gc, gn in zip(grads_c, grads_n):
         assert np.abs(np.asarray(gc - gn)).max() <= 1e-5
 
@@ -187,7 +245,9 @@ def test_bad_model_inputs(tiny, tmp_path, capsys):
     (no_config / "config.json").unlink()
     unknown = copy("unknown_arch")
     config = json.loads((unknown / "config.json").read_text())
-    (unknown / "config.json").write_text(json.dumps({**config, "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}))
+    (unknown / "config.json").write_text(
+        json.dumps({**config, "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"})
+    )
     no_weights = copy("no_weights")
     (no_weights / "model.safetensors").unlink()
     mismatch = copy("mismatch")
@@ -201,7 +261,10 @@ def test_bad_model_inputs(tiny, tmp_path, capsys):
         (no_config, "config.json not found"),
         (unknown, "unsupported architecture 'GPT2LMHeadModel'; supported: LlamaForCausalLM"),
         (no_weights, "no model.safetensors"),
-        (mismatch, "tensor model.layers.0.mlp.gate_proj.weight has shape (112, 64), expected (128, 64)"),
+        (
+            mismatch,
+            "tensor model.layers.0.mlp.gate_proj.weight has shape (112, 64), expected (128, 64)",
+        ),
         (truncated, "model.safetensors"),
         (gguf, "corrupt.gguf: not a readable GGUF file"),
         (tmp_path / "missing", "model path not found"),
@@ -223,15 +286,60 @@ def test_smollm2_greedy_chat_matches_transformers(tmp_path, capsys):
     model, tokenizer = load_pretrained("smollm2")
     assert model.config.num_layers == 30 and tokenizer.chat_template
     ids = chat_ids(tokenizer, "What is the capital of France?")
-    ours = Sampler(model, eos_ids=[tokenizer.eos_token_id]).generate([ids], max_new_tokens=24, greedy=True)
+    ours = Sampler(model, eos_ids=[tokenizer.eos_token_id]).generate(
+        [ids], max_new_tokens=24, greedy=True
+    )
     export_hf(model, tokenizer, tmp_path / "smol")
-    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "smol", dtype=torch.float32).eval()
+    hf = transformers.AutoModelForCausalLM.from_pretrained(
+        tmp_path / "smol", dtype=torch.float32
+    ).eval()
     with torch.no_grad():
-        ref = hf.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False,
-                          eos_token_id=tokenizer.eos_token_id)[0, len(ids):].tolist()
+        ref = hf.generate(
+            torch.tensor([ids]),
+            max_new_tokens=24,
+            do_sample=False,
+            eos_token_id=tokenizer.eos_token_id,
+        )[0, len(ids) :].tolist()
     assert ours.completions()[0] == ref
     assert "Paris" in tokenizer.decode(ref)
-    assert main(["generate", "--model", str(tmp_path / "smol"), "--prompt", "What is the capital of France?",
-                 "--greedy", "--max-new-tokens", "24", "--json"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(tmp_path / "smol"),
+                "--prompt",
+                "What is the capital of France?",
+                "--greedy",
+                "--max-new-tokens",
+                "24",
+                "--json",
+            ]
+        )
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["completion_ids"] == ref
+
+
+def test_remat_and_bf16_options(tiny):
+    directory, hf = tiny["llama-gqa-untied-rope3"]
+    plain, _ = load_pretrained(directory)
+    remat, _ = load_pretrained(directory, remat="full")
+    tokens = jnp.asarray(TOKENS)
+
+    def loss(model):
+        return lambda h: (token_logprobs(h, model.output_kernel(), tokens) ** 2).mean()
+
+    assert np.array_equal(np.asarray(plain.hidden(tokens)), np.asarray(remat.hidden(tokens)))
+    g_plain = jax.tree.leaves(nnx.state(nnx.grad(lambda m: loss(m)(m.hidden(tokens)))(plain)))
+    g_remat = jax.tree.leaves(nnx.state(nnx.grad(lambda m: loss(m)(m.hidden(tokens)))(remat)))
+    assert len(g_plain) == len(g_remat) > 10
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(g_plain, g_remat))
+    bf16, _ = load_pretrained(directory, dtype="bf16")
+    assert bf16.layers[0].mlp.up_proj.kernel.get_value().dtype == jnp.bfloat16
+    with torch.no_grad():
+        ref = hf(torch.tensor(TOKENS)).logits.numpy()
+    assert np.abs(np.asarray(bf16(tokens)) - ref).max() < 0.1
+    with pytest.raises(DataError, match="dtype 'fp8'"):
+        load_pretrained(directory, dtype="fp8")

@@ -70,6 +70,15 @@ def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
     return x * cos[:, :, None, :] + rotated * sin[:, :, None, :]
 
 
+def constrain(x: jax.Array, mesh, logical: tuple) -> jax.Array:
+    """Pin an activation's sharding by logical axes (no-op without a mesh)."""
+    if mesh is None:
+        return x
+    from jaxalign.sharding import named
+
+    return jax.lax.with_sharding_constraint(x, named(mesh, logical, x.shape))
+
+
 def _init(rngs: nnx.Rngs, shape, dtype, scale: float = 0.02):
     """Normal(0, scale) initialiser (real weights are loaded over it)."""
     return nnx.Param(scale * jax.random.normal(rngs.params(), shape, jnp.float32).astype(dtype))
@@ -103,7 +112,8 @@ class Linear(nnx.Module):
 class Attention(nnx.Module):
     """Grouped-query attention with RoPE, optional q/k norm and a KV cache."""
 
-    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs):
+    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs, mesh=None):
+        self.mesh = mesh
         d, h, k, dh = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         self.q_proj = Linear(d, h * dh, cfg.attention_bias, dtype, rngs)
         self.k_proj = Linear(d, k * dh, cfg.attention_bias, dtype, rngs)
@@ -122,6 +132,7 @@ class Attention(nnx.Module):
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q = constrain(q, self.mesh, ("batch", None, "heads", None))
         new_kv = None
         if kv is not None:
             cache_k, cache_v, index = kv
@@ -137,24 +148,28 @@ class Attention(nnx.Module):
 class MLP(nnx.Module):
     """SwiGLU: down(silu(gate(x)) * up(x))."""
 
-    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs):
+    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs, mesh=None):
+        self.mesh = mesh
         d, f = cfg.hidden_size, cfg.intermediate_size
         self.gate_proj = Linear(d, f, cfg.mlp_bias, dtype, rngs)
         self.up_proj = Linear(d, f, cfg.mlp_bias, dtype, rngs)
         self.down_proj = Linear(f, d, cfg.mlp_bias, dtype, rngs)
 
     def __call__(self, x):
-        return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+        h = constrain(
+            jax.nn.silu(self.gate_proj(x)) * self.up_proj(x), self.mesh, ("batch", None, "mlp")
+        )
+        return self.down_proj(h)
 
 
 class Block(nnx.Module):
     """Pre-norm transformer block."""
 
-    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs):
+    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs, mesh=None):
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, dtype)
-        self.self_attn = Attention(cfg, dtype, rngs)
+        self.self_attn = Attention(cfg, dtype, rngs, mesh)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, dtype)
-        self.mlp = MLP(cfg, dtype, rngs)
+        self.mlp = MLP(cfg, dtype, rngs, mesh)
 
     def __call__(self, x, cos, sin, mask, kv=None):
         attn, new_kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, kv)
@@ -182,13 +197,19 @@ class Decoder(nnx.Module):
         dtype=jnp.float32,
         param_dtype=jnp.float32,
         remat: str = "none",
+        mesh=None,
         rngs: nnx.Rngs,
     ):
+        if remat not in ("none", "full"):
+            raise ValueError(f"remat={remat!r}; expected 'none' or 'full'")
         self.config = cfg
         self.dtype = dtype
         self.remat = remat
+        self.mesh = (
+            mesh  # activations are pinned to logical shardings on this mesh (None: no constraints)
+        )
         self.embed_tokens = _init(rngs, (cfg.vocab_size, cfg.hidden_size), param_dtype)
-        self.layers = nnx.List([Block(cfg, param_dtype, rngs) for _ in range(cfg.num_layers)])
+        self.layers = nnx.List([Block(cfg, param_dtype, rngs, mesh) for _ in range(cfg.num_layers)])
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype)
         self.lm_head = (
             None
@@ -208,6 +229,7 @@ class Decoder(nnx.Module):
         if segment_ids is None:
             segment_ids = jnp.ones((b, t), jnp.int32)
         x = jnp.take(self.embed_tokens.get_value(), tokens, axis=0).astype(self.dtype)
+        x = constrain(x, self.mesh, ("batch", None, None))
         cos, sin = rope_tables(self.config, positions, self.dtype)
         if cache is None:
             mask = attention_mask(
@@ -224,6 +246,7 @@ class Decoder(nnx.Module):
                 else (lambda m, *a: m(*a))
             )
             x, layer_kv = step(layer, x, cos, sin, mask, kv)
+            x = constrain(x, self.mesh, ("batch", None, None))
             if layer_kv is not None:
                 new_k.append(layer_kv[0])
                 new_v.append(layer_kv[1])
@@ -250,7 +273,8 @@ class Decoder(nnx.Module):
 
     def logits(self, hidden: jax.Array) -> jax.Array:
         """Full logits [B, T, V] in fp32 from hidden states."""
-        return (hidden @ self.output_kernel().astype(hidden.dtype)).astype(jnp.float32)
+        logits = (hidden @ self.output_kernel().astype(hidden.dtype)).astype(jnp.float32)
+        return constrain(logits, self.mesh, ("batch", None, "vocab"))
 
     def __call__(self, tokens, positions=None, segment_ids=None):
         return self.logits(self.hidden(tokens, positions, segment_ids))

@@ -100,7 +100,9 @@ def build(
 ) -> Decoder:
     """A Decoder whose parameters are `tensors` (HF names), each placed in its target sharding."""
     model = nnx.eval_shape(
-        lambda: Decoder(cfg, dtype=dtype, param_dtype=param_dtype, remat=remat, rngs=nnx.Rngs(0))
+        lambda: Decoder(
+            cfg, dtype=dtype, param_dtype=param_dtype, remat=remat, mesh=mesh, rngs=nnx.Rngs(0)
+        )
     )
     for name, param, transpose, axes in param_table(model):
         if name not in tensors:
