@@ -11,17 +11,18 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import machine, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
-START, END = "<!-- bench_survey:start -->", "<!-- bench_survey:end -->"
+LIBS = ("numpy", "pandas", "pyarrow", "scipy", "matplotlib")
 
 
 def run(args: list[str]) -> float:
@@ -41,28 +42,6 @@ def timed(args: list[str], repeats: int) -> tuple[float, float]:
     """(median, min) wall seconds over `repeats` runs."""
     times = [run(args) for _ in range(repeats)]
     return statistics.median(times), min(times)
-
-
-def machine() -> str:
-    """CPU model, cores, memory, Python and library versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kib / 2**20:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    libs = ", ".join(
-        f"{p} {metadata.version(p)}" for p in ("numpy", "pandas", "pyarrow", "scipy", "matplotlib")
-    )
-    return f"{cpu}, {os.cpu_count()} cores{mem}; Python {platform.python_version()}; {libs}"
 
 
 def bench(repeats: int) -> str:
@@ -105,11 +84,10 @@ def bench(repeats: int) -> str:
             )
             rows.append(("prefs build (5 dimensions, weighted sum)", label, med, low, reps))
     lines = [
-        START,
         "## Data layer: simulate, analyze, prefs build",
         "",
         f"Measured {datetime.date.today().isoformat()} with `python scripts/bench_survey.py --repeats {repeats}` "
-        f"on {machine()}.",
+        f"on {machine(LIBS)}.",
         "Wall time of the whole CLI process (interpreter start, imports, reading, work, writing). "
         "Goal: each command under 10 s on the default survey.",
         "",
@@ -119,19 +97,7 @@ def bench(repeats: int) -> str:
     lines += [
         f"| {cmd} | {survey} | {med:.2f} | {low:.2f} | {n} |" for cmd, survey, med, low, n in rows
     ]
-    lines += ["", END]
     return "\n".join(lines)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the marked section in a markdown file."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 def main() -> None:
@@ -145,7 +111,7 @@ def main() -> None:
     section = bench(args.repeats)
     print(section)
     if args.write:
-        write_section(args.write, section)
+        write_section(args.write, "bench_survey", section)
 
 
 if __name__ == "__main__":

@@ -343,3 +343,48 @@ def test_remat_and_bf16_options(tiny):
     assert np.abs(np.asarray(bf16(tokens)) - ref).max() < 0.1
     with pytest.raises(DataError, match="dtype 'fp8'"):
         load_pretrained(directory, dtype="fp8")
+
+
+def test_sharded_safetensors_index(tiny, tmp_path):
+    from jaxalign.models.weights import read_safetensors, write_safetensors
+
+    directory, _ = tiny["qwen3-gqa"]
+    tensors = {
+        k: np.asarray(v) for k, v in read_safetensors(directory / "model.safetensors").items()
+    }
+    names = sorted(tensors)
+    shards = {
+        "model-00001-of-00002.safetensors": names[: len(names) // 2],
+        "model-00002-of-00002.safetensors": names[len(names) // 2 :],
+    }
+    out = tmp_path / "sharded"
+    out.mkdir()
+    shutil.copy(directory / "config.json", out / "config.json")
+    weight_map = {}
+    for file, keys in shards.items():
+        write_safetensors(out / file, {k: tensors[k] for k in keys})
+        weight_map.update(dict.fromkeys(keys, file))
+    (out / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map})
+    )
+    whole, _ = load_pretrained(directory)
+    split, _ = load_pretrained(out)
+    assert np.array_equal(
+        np.asarray(whole(jnp.asarray(TOKENS))), np.asarray(split(jnp.asarray(TOKENS)))
+    )
+    (out / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(DataError, match=r"model-00002-of-00002\.safetensors: shard named in"):
+        load_pretrained(out)
+
+
+def test_packing_and_padding_masks(tiny):
+    model, _ = load_pretrained(tiny["qwen2-mha-untied"][0])
+    a, b = TOKENS[0, :9], TOKENS[1, :14]
+    alone_a = np.asarray(model(jnp.asarray([a])))[0]
+    alone_b = np.asarray(model(jnp.asarray([b])))[0]
+    packed = jnp.asarray([np.concatenate([a, b, [0, 0]])])
+    segments = jnp.asarray([[1] * 9 + [2] * 14 + [0, 0]])
+    positions = jnp.asarray([list(range(9)) + list(range(14)) + [0, 0]])
+    out = np.asarray(model(packed, positions=positions, segment_ids=segments))[0]
+    assert np.abs(out[:9] - alone_a).max() <= 1e-5
+    assert np.abs(out[9:23] - alone_b).max() <= 1e-5
