@@ -14,14 +14,17 @@ from jaxalign.cli import build_parser, main
 def _leaf_commands():
     parser = build_parser()
     for group, sub in parser._subparsers._group_actions[0].choices.items():
+        if sub._subparsers is None:  # a top-level command such as `generate`
+            yield (group,)
+            continue
         for command in sub._subparsers._group_actions[0].choices:
             yield group, command
 
 
-@pytest.mark.parametrize("group,command", list(_leaf_commands()))
-def test_help_everywhere(group, command, capsys):
+@pytest.mark.parametrize("words", list(_leaf_commands()), ids=" ".join)
+def test_help_everywhere(words, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main([group, command, "--help"])
+        main([*words, "--help"])
     assert exit_info.value.code == 0
     assert "usage: jaxalign" in capsys.readouterr().out
 
