@@ -258,6 +258,21 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    """train."""
+    from jaxalign.train.loop import train
+
+    cfg = _config(args, [])
+    results = train(cfg)
+    shown = {
+        k: round(v, 4)
+        for k, v in sorted(results.items())
+        if k.startswith(("base/", "eval/")) and "/" in k
+    }
+    print(f"trained {results['step']} steps in {cfg.train.run_dir}; " + json.dumps(shown))
+    return 0
+
+
 def cmd_config_show(args) -> int:
     """config show."""
     from jaxalign.config import config_hash, dump
@@ -384,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print token ids and log-probs as JSON")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_generate, overrides=[])
+
+    p = groups.add_parser(
+        "train", help="DPO training (resumes an existing run directory)", epilog=EPILOG
+    )
+    _common(p)
+    p.set_defaults(func=cmd_train)
 
     config = groups.add_parser("config", help="inspect resolved configs")
     config_cmds = config.add_subparsers(dest="command", metavar="<command>", required=True)

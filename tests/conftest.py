@@ -28,3 +28,75 @@ def ratings(survey_dir):
     """The default survey's ratings after validation and attention exclusion."""
     frame, _ = load_ratings(survey_dir / "ratings.parquet")
     return frame
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory):
+    """A real byte-level BPE tokenizer (400 tokens, ChatML template) trained on the item bank: fast tests."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from jaxalign.survey.itembank import QUESTIONS
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|pad|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator([text for q in QUESTIONS for text in q], trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|pad|>"
+    )
+    fast.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    out = tmp_path_factory.mktemp("tokenizer")
+    fast.save_pretrained(out)
+    return out
+
+
+def write_learnable_prefs(path, n_topics: int = 12, variants: int = 4):
+    """A preference file whose chosen/rejected differ by a learnable style; 1 in 4 topics held out."""
+    import json
+
+    topics = [
+        "cooking",
+        "gardening",
+        "chess",
+        "the weather",
+        "a job interview",
+        "football",
+        "a birthday",
+        "the library",
+        "a museum",
+        "trains",
+        "music lessons",
+        "painting",
+        "hiking",
+        "the beach",
+    ]
+    with open(path, "w") as fh:
+        qid = 0
+        for t, topic in enumerate(topics[:n_topics]):
+            for v in range(variants):
+                qid += 1
+                fh.write(
+                    json.dumps(
+                        {
+                            "question_id": str(qid),
+                            "prompt": f"Advice about {topic}, please ({v})?",
+                            "chosen": f"Yes, gladly: enjoy {topic}.",
+                            "rejected": f"No. Not my problem, {topic}.",
+                            "weight": 1.0,
+                            "soft_label": 1.0,
+                            "group": "gender=female" if v % 2 else "gender=male",
+                            "split": "validation" if t % 4 == 0 else "train",
+                        }
+                    )
+                    + "\n"
+                )
+    return path

@@ -151,6 +151,95 @@ class PrefsConfig:
 
 
 @dataclass(frozen=True)
+class RandomInitConfig:
+    """Shape of a randomly initialised model (tests, smoke runs); used when model.path is empty."""
+
+    family: Literal["llama", "mistral", "qwen2", "qwen3"] = "llama"
+    hidden_size: int = field(default=64, metadata=_meta(ge=8))
+    intermediate_size: int = field(default=128, metadata=_meta(ge=8))
+    num_layers: int = field(default=2, metadata=_meta(ge=1))
+    num_heads: int = field(default=4, metadata=_meta(ge=1))
+    num_kv_heads: int = field(default=2, metadata=_meta(ge=1))
+    tie_word_embeddings: bool = True
+    seed: int = field(default=0, metadata=_meta(ge=0))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to train: a pretrained path (HF dir, .gguf, 'smollm2') or a random init."""
+
+    path: str = "smollm2"
+    tokenizer: str = ""  # tokenizer source if not `path` (required for random init)
+    random: RandomInitConfig = RandomInitConfig()
+    dtype: Literal["fp32", "bf16"] = "fp32"
+    param_dtype: Literal["fp32", "bf16"] = "fp32"
+    remat: Literal["none", "full"] = "none"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """DPO input pipeline."""
+
+    prefs: str = ""  # a `prefs build` JSONL file (uses its split field)
+    max_prompt_len: int = field(default=256, metadata=_meta(ge=1))
+    max_len: int = field(default=512, metadata=_meta(ge=2))
+    buckets: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096)
+    batch_size: int = field(default=8, metadata=_meta(ge=1))
+    eval_batch_size: int = field(default=8, metadata=_meta(ge=1))
+    conditioning: Literal["none", "system_prompt", "tag"] = "none"
+    balance_groups: bool = False
+    use_weights: bool = True
+    use_soft_labels: bool = True
+    seed: int = field(default=0, metadata=_meta(ge=0))
+
+
+@dataclass(frozen=True)
+class DPOConfig:
+    """The DPO-family loss."""
+
+    loss_type: Literal["sigmoid", "robust", "ipo", "hinge", "simpo"] = "sigmoid"
+    beta: float = field(default=0.1, metadata=_meta(gt=0.0))
+    label_smoothing: float = field(default=0.0, metadata=_meta(ge=0.0, le=0.49))
+    simpo_gamma: float = 0.5
+    rpo_alpha: float = field(default=0.0, metadata=_meta(ge=0.0))
+    reference: Literal["model", "cache", "none"] = "cache"
+    logprob_chunk: int = field(default=256, metadata=_meta(ge=1))
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with warm-up and decay, clipping and gradient accumulation."""
+
+    learning_rate: float = field(default=5e-6, metadata=_meta(gt=0.0))
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_steps: int = field(default=10, metadata=_meta(ge=0))
+    weight_decay: float = field(default=0.0, metadata=_meta(ge=0.0))
+    b1: float = field(default=0.9, metadata=_meta(ge=0.0, le=1.0))
+    b2: float = field(default=0.999, metadata=_meta(ge=0.0, le=1.0))
+    clip_norm: float = field(default=1.0, metadata=_meta(ge=0.0))
+    grad_accum: int = field(default=1, metadata=_meta(ge=1))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop."""
+
+    run_dir: str = "runs/train"
+    steps: int = field(default=100, metadata=_meta(ge=1))
+    seed: int = field(default=0, metadata=_meta(ge=0))
+    log_every: int = field(default=1, metadata=_meta(ge=1))
+    eval_every: int = field(default=50, metadata=_meta(ge=1))
+    checkpoint_every: int = field(default=50, metadata=_meta(ge=1))
+    keep_checkpoints: int = field(default=2, metadata=_meta(ge=1))
+    best_metric: str = "eval/rewards/accuracies"
+    async_checkpoints: bool = True
+    mesh_devices: int = field(default=0, metadata=_meta(ge=0))  # use the first N devices (0: all)
+    mesh_data: int = field(default=1, metadata=_meta(ge=1))
+    mesh_fsdp: int = field(default=-1, metadata=_meta(ge=-1))
+    mesh_tensor: int = field(default=1, metadata=_meta(ge=1))
+
+
+@dataclass(frozen=True)
 class Config:
     """The root config: one section per subsystem."""
 
@@ -158,3 +247,8 @@ class Config:
     ratings: RatingsConfig = RatingsConfig()
     analysis: AnalysisConfig = AnalysisConfig()
     prefs: PrefsConfig = PrefsConfig()
+    model: ModelSpec = ModelSpec()
+    data: DataConfig = DataConfig()
+    dpo: DPOConfig = DPOConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()

@@ -1,0 +1,1 @@
+"""Grain input pipelines: preference pairs for DPO."""

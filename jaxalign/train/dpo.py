@@ -1,0 +1,121 @@
+"""Where a model, log-probs and the DPO loss meet: optimizer, one jitted train step, eval step.
+
+State is a plain pytree {"params", "opt_state", "step"}; the frozen reference is a separate
+input (or a precomputed cache of its log-probs carried in the batch), never part of the
+trained parameters.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from jaxalign.config import DataConfig, DPOConfig, OptimConfig
+from jaxalign.losses import dpo_loss
+from jaxalign.ops import token_logprobs
+
+
+def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransformation:
+    """AdamW with warm-up then cosine/linear decay (or constant), clipping, no decay on 1-D params."""
+    warmup = min(cfg.warmup_steps, max(total_steps - 1, 0))
+    if cfg.schedule == "constant":
+        decay = optax.constant_schedule(cfg.learning_rate)
+    elif cfg.schedule == "linear":
+        decay = optax.linear_schedule(cfg.learning_rate, 0.0, max(total_steps - warmup, 1))
+    else:
+        decay = optax.cosine_decay_schedule(cfg.learning_rate, max(total_steps - warmup, 1))
+    schedule = (
+        optax.join_schedules(
+            [optax.linear_schedule(0.0, cfg.learning_rate, warmup), decay], [warmup]
+        )
+        if warmup
+        else decay
+    )
+    tx = optax.adamw(
+        schedule,
+        b1=cfg.b1,
+        b2=cfg.b2,
+        weight_decay=cfg.weight_decay,
+        mask=lambda params: jax.tree.map(lambda p: p.ndim >= 2, params),
+    )
+    if cfg.clip_norm > 0:
+        tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), tx)
+    if cfg.grad_accum > 1:
+        tx = optax.MultiSteps(tx, cfg.grad_accum)
+    return tx
+
+
+def pair_logps(model, batch: dict, chunk: int) -> tuple[jax.Array, jax.Array]:
+    """Summed response log-probs [B, 2] and response lengths [B, 2] of chosen/rejected."""
+    b, _, t = batch["tokens"].shape
+    flat = {
+        k: batch[k].reshape(2 * b, t) for k in ("tokens", "loss_mask", "segment_ids", "positions")
+    }
+    hidden = model.hidden(
+        flat["tokens"][:, :-1], flat["positions"][:, :-1], flat["segment_ids"][:, :-1]
+    )
+    logp = token_logprobs(hidden, model.output_kernel(), flat["tokens"][:, 1:], chunk)
+    mask = flat["loss_mask"][:, 1:]
+    return (logp * mask).sum(-1).reshape(b, 2), mask.sum(-1).reshape(b, 2)
+
+
+def _loss(params, graphdef, batch, ref_logps, dpo: DPOConfig, data: DataConfig):
+    """Mean DPO loss over valid pairs, and metrics."""
+    model = nnx.merge(graphdef, params)
+    logps, lengths = pair_logps(model, batch, dpo.logprob_chunk)
+    ref = jnp.zeros_like(logps) if ref_logps is None else jax.lax.stop_gradient(ref_logps)
+    valid = batch["valid"]
+    losses, metrics = dpo_loss(
+        logps[:, 0],
+        logps[:, 1],
+        ref[:, 0],
+        ref[:, 1],
+        loss_type=dpo.loss_type,
+        beta=dpo.beta,
+        label_smoothing=dpo.label_smoothing,
+        soft_labels=batch["soft_labels"] if data.use_soft_labels else None,
+        weights=batch["weights"] if data.use_weights else valid,
+        reference_free=ref_logps is None,
+        chosen_lengths=jnp.maximum(lengths[:, 0], 1),
+        rejected_lengths=jnp.maximum(lengths[:, 1], 1),
+        simpo_gamma=dpo.simpo_gamma,
+        chosen_nll=-logps[:, 0] / jnp.maximum(lengths[:, 0], 1),
+        rpo_alpha=dpo.rpo_alpha,
+    )
+    loss = losses.sum() / jnp.maximum(valid.sum(), 1.0)
+    return loss, {"loss": loss, **metrics}
+
+
+def make_train_step(graphdef, tx, dpo: DPOConfig, data: DataConfig):
+    """jit(state, ref_params | None, batch) -> (state, metrics); the state is donated."""
+
+    @partial(jax.jit, donate_argnums=(0,))
+    def step(state, ref_params, batch):
+        ref_logps = batch.get("ref_logps")
+        if ref_params is not None:
+            ref_logps, _ = pair_logps(nnx.merge(graphdef, ref_params), batch, dpo.logprob_chunk)
+        if dpo.reference == "none":
+            ref_logps = None
+        grads, metrics = jax.grad(_loss, has_aux=True)(
+            state["params"], graphdef, batch, ref_logps, dpo, data
+        )
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
+
+    return step
+
+
+def make_logps_fn(graphdef, chunk: int):
+    """jit(params, batch) -> summed response log-probs [B, 2] (reference caching, evaluation)."""
+
+    @jax.jit
+    def logps(params, batch):
+        return pair_logps(nnx.merge(graphdef, params), batch, chunk)
+
+    return logps

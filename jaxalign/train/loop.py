@@ -1,0 +1,330 @@
+"""The DPO training loop: model + data + reference + optimizer + checkpoints + logs.
+
+`train(cfg)` runs (or resumes) a run in `cfg.train.run_dir`. Metrics of step n are read
+after step n+1 is dispatched; evaluation reports held-out preference accuracy and margins,
+overall and per rater group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from tqdm.auto import tqdm
+
+from jaxalign import __version__
+from jaxalign.checkpoint import Checkpoints, abstract, git_commit
+from jaxalign.config import Config, ModelSpec, config_hash, dump, to_dict
+from jaxalign.data.preferences import Encoded, encode, eval_batches, read_records, train_dataset
+from jaxalign.errors import JaxalignError
+from jaxalign.logging import MetricsWriter
+from jaxalign.models.config import ModelConfig
+from jaxalign.models.decoder import Decoder
+from jaxalign.models.loading import DTYPES, build, load_pretrained, load_tokenizer, resolve
+from jaxalign.models.weights import param_table
+from jaxalign.sharding import make_mesh, named
+from jaxalign.train.dpo import make_logps_fn, make_optimizer, make_train_step
+
+
+def build_model(spec: ModelSpec, mesh):
+    """(model, tokenizer): pretrained from `spec.path`, or randomly initialised for `spec.tokenizer`."""
+    if spec.path:
+        model, tokenizer = load_pretrained(
+            spec.path,
+            dtype=spec.dtype,
+            param_dtype=spec.param_dtype,
+            mesh=mesh,
+            remat=spec.remat,
+            tokenizer=not spec.tokenizer,
+        )
+        if spec.tokenizer:
+            tokenizer = load_tokenizer(resolve(spec.tokenizer))
+        return model, tokenizer
+    if not spec.tokenizer:
+        raise JaxalignError("model.path is empty (random init) but model.tokenizer is not set")
+    tokenizer = load_tokenizer(resolve(spec.tokenizer))
+    r = spec.random
+    eos = tokenizer.eos_token_id
+    cfg = ModelConfig(
+        family=r.family,
+        vocab_size=len(tokenizer),
+        hidden_size=r.hidden_size,
+        intermediate_size=r.intermediate_size,
+        num_layers=r.num_layers,
+        num_heads=r.num_heads,
+        num_kv_heads=r.num_kv_heads,
+        head_dim=r.hidden_size // r.num_heads,
+        tie_word_embeddings=r.tie_word_embeddings,
+        attention_bias=r.family == "qwen2",
+        qk_norm=r.family == "qwen3",
+        eos_token_id=(eos,) if eos is not None else (),
+    )
+    shapes = nnx.eval_shape(lambda: Decoder(cfg, rngs=nnx.Rngs(0)))
+    rng = np.random.default_rng(r.seed)
+    tensors = {}
+    for name, param, transpose, _ in param_table(shapes):
+        shape = tuple(param.get_value().shape)
+        shape = tuple(reversed(shape)) if transpose else shape
+        tensors[name] = (
+            np.ones(shape, np.float32)
+            if name.endswith("norm.weight")
+            else (0.02 * rng.standard_normal(shape)).astype(np.float32)
+        )
+    model = build(
+        cfg,
+        tensors,
+        dtype=DTYPES[spec.dtype],
+        param_dtype=DTYPES[spec.param_dtype],
+        mesh=mesh,
+        remat=spec.remat,
+        source="random init",
+    )
+    return model, tokenizer
+
+
+def _pad_id(tokenizer) -> int:
+    """Padding id: the tokenizer's pad, else its EOS, else 0."""
+    for value in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def _batch_shardings(mesh, batch: dict) -> dict:
+    """Shard every batch array over its leading (batch) dimension."""
+    return {k: named(mesh, ("batch",) + (None,) * (v.ndim - 1), v.shape) for k, v in batch.items()}
+
+
+def _put(mesh, batch: dict) -> dict:
+    """Host batch -> device arrays sharded over the batch axis."""
+    return jax.device_put(batch, _batch_shardings(mesh, batch))
+
+
+def reference_cache(
+    cfg: Config, split: str, data: Encoded, params, logps_fn, mesh, pad_id: int
+) -> np.ndarray:
+    """Reference log-probs [N, 2] for every pair, cached beside the data file (keyed by model and data)."""
+    key_src = json.dumps(
+        {"model": to_dict(cfg.model), "data": data.fingerprint(), "chunk": cfg.dpo.logprob_chunk},
+        sort_keys=True,
+    )
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    prefs = Path(cfg.data.prefs)
+    path = prefs.with_name(f"{prefs.stem}.ref-{split}-{key}.npy")
+    if path.exists():
+        cached = np.load(path)
+        if cached.shape == (len(data), 2):
+            return cached
+    out = np.zeros((len(data), 2), np.float32)
+    for batch in eval_batches(
+        data, batch_size=cfg.data.eval_batch_size, buckets=cfg.data.buckets, pad_id=pad_id
+    ):
+        logps, _ = logps_fn(params, _put(mesh, batch))
+        rows = np.asarray(batch["valid"]) > 0
+        out[np.asarray(batch["index"])[rows]] = np.asarray(logps)[rows]
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, out)
+    tmp.replace(path)
+    return out
+
+
+def evaluate(
+    params, data: Encoded, ref: np.ndarray | None, logps_fn, cfg: Config, mesh, pad_id: int
+) -> dict:
+    """Held-out preference accuracy and margins, overall and per rater group."""
+    if not len(data):
+        return {}
+    logps = np.zeros((len(data), 2), np.float32)
+    lengths = np.ones((len(data), 2), np.float32)
+    for batch in eval_batches(
+        data, batch_size=cfg.data.eval_batch_size, buckets=cfg.data.buckets, pad_id=pad_id
+    ):
+        lp, ln = logps_fn(params, _put(mesh, batch))
+        rows = np.asarray(batch["valid"]) > 0
+        logps[np.asarray(batch["index"])[rows]] = np.asarray(lp)[rows]
+        lengths[np.asarray(batch["index"])[rows]] = np.asarray(ln)[rows]
+    rewards = cfg.dpo.beta * (logps - (ref if ref is not None else 0.0))
+    groups = np.asarray(data.group)
+    out = {}
+    for name, rows in [("", np.ones(len(data), bool))] + [
+        (f"/{g}", groups == i) for i, g in enumerate(data.groups)
+    ]:
+        if not rows.any() or (name and len(data.groups) < 2):
+            continue
+        r, lp, ln = rewards[rows], logps[rows], lengths[rows]
+        out[f"eval/rewards/accuracies{name}"] = float((r[:, 0] > r[:, 1]).mean())
+        out[f"eval/rewards/margins{name}"] = float((r[:, 0] - r[:, 1]).mean())
+        out[f"eval/logp_accuracy{name}"] = float((lp[:, 0] > lp[:, 1]).mean())
+        out[f"eval/logp_accuracy_normalized{name}"] = float(
+            (lp[:, 0] / ln[:, 0] > lp[:, 1] / ln[:, 1]).mean()
+        )
+    out["eval/pairs"] = float(len(data))
+    return out
+
+
+def flops_per_token(model) -> float:
+    """Approximate training FLOPs per token: 6 x parameters (policy forward + backward)."""
+    return 6.0 * sum(int(np.prod(p.get_value().shape)) for _, p, _, _ in param_table(model))
+
+
+def train(cfg: Config, progress: bool = True) -> dict:
+    """Run or resume DPO training; returns the last logged metrics and evaluations."""
+    if not cfg.data.prefs:
+        raise JaxalignError(
+            "data.prefs is not set: give a `prefs build` JSONL file (data.prefs=FILE)"
+        )
+    run_dir = Path(cfg.train.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(f"# run id {config_hash(cfg)}\n" + dump(cfg))
+    devices = jax.devices()[: cfg.train.mesh_devices] if cfg.train.mesh_devices else None
+    try:
+        mesh = make_mesh(cfg.train.mesh_data, cfg.train.mesh_fsdp, cfg.train.mesh_tensor, devices)
+    except ValueError as err:
+        raise JaxalignError(f"train.mesh_*: {err}") from None
+    model, tokenizer = build_model(cfg.model, mesh)
+    pad_id = _pad_id(tokenizer)
+    enc = {}
+    for split in ("train", "validation"):
+        records = read_records(cfg.data.prefs, split)
+        enc[split] = encode(
+            records,
+            tokenizer,
+            max_prompt_len=cfg.data.max_prompt_len,
+            max_len=cfg.data.max_len,
+            conditioning=cfg.data.conditioning,
+            source=cfg.data.prefs,
+        )
+    if not len(enc["train"]):
+        raise JaxalignError(f"{cfg.data.prefs}: no training pairs (split 'train' is empty)")
+    graphdef, params = nnx.split(model)
+    logps_fn = make_logps_fn(graphdef, cfg.dpo.logprob_chunk)
+    ref_params, ref_cache = None, {"train": None, "validation": None}
+    if cfg.dpo.reference == "model":
+        ref_params = jax.tree.map(jnp.copy, params)
+    elif cfg.dpo.reference == "cache":
+        ref_cache = {
+            s: reference_cache(cfg, s, enc[s], params, logps_fn, mesh, pad_id) for s in enc
+        }
+    tx = make_optimizer(cfg.optim, max(cfg.train.steps // cfg.optim.grad_accum, 1))
+    state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+    checkpoints = Checkpoints(
+        run_dir, cfg.train.keep_checkpoints, cfg.train.best_metric, cfg.train.async_checkpoints
+    )
+    dataset = train_dataset(
+        enc["train"],
+        batch_size=cfg.data.batch_size,
+        steps=cfg.train.steps,
+        seed=cfg.data.seed,
+        balance_groups=cfg.data.balance_groups,
+        buckets=cfg.data.buckets,
+        pad_id=pad_id,
+        ref_logps=ref_cache["train"],
+    )
+    iterator = iter(dataset.to_iter_dataset())
+    start = 0
+    restored = checkpoints.restore_latest(abstract(state))
+    if restored is not None:
+        start, state, data_state, _ = restored
+        iterator.set_state(data_state["iterator"])
+    step_fn = make_train_step(graphdef, tx, cfg.dpo, cfg.data)
+    writer = MetricsWriter(run_dir)
+    meta = {
+        "jaxalign_version": __version__,
+        "jax_version": jax.__version__,
+        "git_commit": git_commit(),
+        "mesh": dict(mesh.shape),
+        "devices": jax.device_count(),
+        "run_id": config_hash(cfg),
+    }
+    results: dict = {}
+    if start == 0:
+        base = evaluate(
+            params, enc["validation"], ref_cache["validation"], logps_fn, cfg, mesh, pad_id
+        )
+        results.update({k.replace("eval/", "base/"): v for k, v in base.items()})
+        writer.write(0, results)
+    fpt = flops_per_token(model)
+    pending = None
+    bar = tqdm(
+        total=cfg.train.steps,
+        initial=start,
+        desc="train",
+        unit="step",
+        disable=None if progress else True,
+    )
+    try:
+        for step in range(start, cfg.train.steps):
+            host = next(iterator)
+            tokens = float(host["segment_ids"].sum())
+            t0 = time.perf_counter()
+            state, metrics = step_fn(state, ref_params, _put(mesh, host))
+            if pending is not None:
+                results.update(_log(writer, *pending, bar, fpt, cfg))
+            pending = (step + 1, metrics, t0, tokens)
+            last = step + 1 == cfg.train.steps
+            if (
+                (step + 1) % cfg.train.eval_every == 0
+                or last
+                or (step + 1) % cfg.train.checkpoint_every == 0
+            ):
+                results.update(_log(writer, *pending, bar, fpt, cfg))
+                pending = None
+                evals = {}
+                if (step + 1) % cfg.train.eval_every == 0 or last:
+                    evals = evaluate(
+                        state["params"],
+                        enc["validation"],
+                        ref_cache["validation"],
+                        logps_fn,
+                        cfg,
+                        mesh,
+                        pad_id,
+                    )
+                    writer.write(step + 1, evals)
+                    results.update(evals)
+                if (step + 1) % cfg.train.checkpoint_every == 0 or last:
+                    checkpoints.save(
+                        step + 1,
+                        state,
+                        {"iterator": iterator.get_state()},
+                        to_dict(cfg),
+                        meta,
+                        metrics=evals or None,
+                    )
+        if pending is not None:
+            results.update(_log(writer, *pending, bar, fpt, cfg))
+    finally:
+        bar.close()
+        writer.close()
+        checkpoints.close()
+    results["step"] = cfg.train.steps
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return results
+
+
+def _log(writer, step, metrics, t0, tokens, bar, fpt, cfg: Config) -> dict:
+    """Fetch one step's metrics (blocking), guard against NaN/Inf, write them."""
+    values = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
+    seconds = time.perf_counter() - t0
+    if not math.isfinite(values["train/loss"]):
+        raise JaxalignError(
+            f"loss became {values['train/loss']} at step {step}; stopped without saving this "
+            f"state; the last good checkpoint stays in {Path(cfg.train.run_dir) / 'checkpoints'}"
+        )
+    values["perf/step_seconds"] = seconds
+    values["perf/tokens_per_second"] = tokens / max(seconds, 1e-9)
+    values["perf/model_tflops_per_second"] = fpt * tokens / max(seconds, 1e-9) / 1e12
+    if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+        writer.write(step, values)
+    bar.update(1)
+    bar.set_postfix(
+        loss=f"{values['train/loss']:.4f}", acc=f"{values['train/rewards/accuracies']:.2f}"
+    )
+    return values
