@@ -30,13 +30,14 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # The main job on the embedded default: simulate the survey, analyse it, build preferences,
-# then a reply from the default model (the DPO step joins with the trainer issue).
+# DPO-tune SmolLM2-135M-Instruct on them, then compare it with the base model on held-out data.
 demo: $(STAMP)
 	$(BIN)/jaxalign survey simulate --out runs/demo/survey
 	$(BIN)/jaxalign survey analyze --ratings runs/demo/survey/ratings.parquet --out runs/demo/analysis
 	$(BIN)/jaxalign prefs build --ratings runs/demo/survey/ratings.parquet --out runs/demo/prefs/toxicity_preserve.jsonl --config configs/prefs/toxicity_preserve.yaml
-	$(BIN)/jaxalign generate --prompt "Is it okay for men to cry?" --greedy --max-new-tokens 48
-	@echo "demo outputs in runs/demo (summary: runs/demo/analysis/summary.md)"
+	$(BIN)/jaxalign train --config configs/train/smollm2_demo.yaml
+	$(BIN)/jaxalign eval --config configs/train/smollm2_demo.yaml
+	@echo "demo outputs in runs/demo (analysis/summary.md; dpo/: checkpoints, tensorboard, results.json, generations.json)"
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_survey.py --write docs/BENCHMARKS.md

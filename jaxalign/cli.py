@@ -273,6 +273,32 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    """eval: the tuned run against its base model."""
+    from jaxalign.eval.generations import generate_and_score
+
+    cfg = _config(args, [])
+    summary = generate_and_score(cfg, max_new_tokens=args.max_new_tokens, limit=args.prompts)
+    results_file = Path(cfg.train.run_dir) / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    print(
+        f"run {cfg.train.run_dir} (checkpoint step {summary['checkpoint_step']}), held-out pairs:"
+    )
+    for key in ("rewards/accuracies", "logp_accuracy", "logp_accuracy_normalized"):
+        if f"eval/{key}" in results:
+            print(
+                f"  {key:<26} base {results[f'base/{key}']:.3f}  tuned {results[f'eval/{key}']:.3f}"
+            )
+    for key in ("offensiveness_mean", "reply_words_mean"):
+        if f"tuned/{key}" in summary:
+            print(
+                f"  {key:<26} base {summary[f'base/{key}']:.3f}  tuned {summary[f'tuned/{key}']:.3f} "
+                f"({summary['prompts']} held-out prompts, greedy)"
+            )
+    print(f"replies in {Path(cfg.train.run_dir) / 'generations.json'}")
+    return 0
+
+
 def cmd_config_show(args) -> int:
     """config show."""
     from jaxalign.config import config_hash, dump
@@ -405,6 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p.set_defaults(func=cmd_train)
+
+    p = groups.add_parser(
+        "eval", help="compare a trained run with its base model on held-out data", epilog=EPILOG
+    )
+    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument(
+        "--prompts", type=int, default=8, help="number of held-out prompts to generate for"
+    )
+    _common(p)
+    p.set_defaults(func=cmd_eval)
 
     config = groups.add_parser("config", help="inspect resolved configs")
     config_cmds = config.add_subparsers(dest="command", metavar="<command>", required=True)

@@ -138,7 +138,11 @@ def reference_cache(
 def evaluate(
     params, data: Encoded, ref: np.ndarray | None, logps_fn, cfg: Config, mesh, pad_id: int
 ) -> dict:
-    """Held-out preference accuracy and margins, overall and per rater group."""
+    """Held-out preference accuracy and margins, overall and per rater group.
+
+    Accuracies weight each record by its `weight` (so `preserve` records count by their share
+    of rater comparisons) and count ties as half (an untrained policy scores 0.5).
+    """
     if not len(data):
         return {}
     logps = np.zeros((len(data), 2), np.float32)
@@ -152,21 +156,28 @@ def evaluate(
         lengths[np.asarray(batch["index"])[rows]] = np.asarray(ln)[rows]
     rewards = cfg.dpo.beta * (logps - (ref if ref is not None else 0.0))
     groups = np.asarray(data.group)
+    weights = np.asarray(data.weight, np.float64)
     out = {}
     for name, rows in [("", np.ones(len(data), bool))] + [
         (f"/{g}", groups == i) for i, g in enumerate(data.groups)
     ]:
         if not rows.any() or (name and len(data.groups) < 2):
             continue
-        r, lp, ln = rewards[rows], logps[rows], lengths[rows]
-        out[f"eval/rewards/accuracies{name}"] = float((r[:, 0] > r[:, 1]).mean())
-        out[f"eval/rewards/margins{name}"] = float((r[:, 0] - r[:, 1]).mean())
-        out[f"eval/logp_accuracy{name}"] = float((lp[:, 0] > lp[:, 1]).mean())
-        out[f"eval/logp_accuracy_normalized{name}"] = float(
-            (lp[:, 0] / ln[:, 0] > lp[:, 1] / ln[:, 1]).mean()
+        r, lp, ln, w = rewards[rows], logps[rows], lengths[rows], weights[rows]
+        out[f"eval/rewards/accuracies{name}"] = _agreement(r[:, 0], r[:, 1], w)
+        out[f"eval/rewards/margins{name}"] = float(np.average(r[:, 0] - r[:, 1], weights=w))
+        out[f"eval/logp_accuracy{name}"] = _agreement(lp[:, 0], lp[:, 1], w)
+        out[f"eval/logp_accuracy_normalized{name}"] = _agreement(
+            lp[:, 0] / ln[:, 0], lp[:, 1] / ln[:, 1], w
         )
     out["eval/pairs"] = float(len(data))
     return out
+
+
+def _agreement(chosen: np.ndarray, rejected: np.ndarray, weights: np.ndarray) -> float:
+    """Record-weighted share of pairs where chosen scores higher (ties count half)."""
+    hits = (chosen > rejected) + 0.5 * (chosen == rejected)
+    return float(np.average(hits, weights=weights))
 
 
 def flops_per_token(model) -> float:

@@ -1,0 +1,1 @@
+"""Evaluation of trained runs: held-out generations and their scores."""

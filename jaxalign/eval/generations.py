@@ -1,0 +1,124 @@
+"""Evaluate a trained run against its base model: greedy replies to held-out prompts, scored.
+
+Parameters are restored from the run's newest checkpoint (params only; the optimizer state is
+not needed). Replies are scored for offensiveness with `alt-profanity-check` (an offline
+scikit-learn classifier of offensive language; it measures profanity-like wording, not every
+kind of harm) when it is installed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+
+from jaxalign.config import Config
+from jaxalign.data.preferences import read_records, render
+from jaxalign.errors import JaxalignError
+from jaxalign.models.sampler import Sampler
+
+
+def restore_params(run_dir: str | Path, model):
+    """`model` with parameters from the newest restorable checkpoint of `run_dir` (params only)."""
+    import orbax.checkpoint as ocp
+
+    root = Path(run_dir).absolute() / "checkpoints"
+    steps = (
+        sorted((int(p.name) for p in root.iterdir() if p.name.isdigit()), reverse=True)
+        if root.exists()
+        else []
+    )
+    for step in steps:
+        try:
+            restored = ocp.StandardCheckpointer().restore(root / str(step) / "state")
+        except Exception:
+            continue
+        graphdef, state = nnx.split(model)
+        nnx.replace_by_pure_dict(state, _match(nnx.to_pure_dict(state), restored["params"]))
+        return nnx.merge(graphdef, state), step
+    raise JaxalignError(f"{root}: no restorable checkpoint (train the run first)")
+
+
+def _match(template: dict, restored: dict) -> dict:
+    """Restored params (string keys, {'value': x} leaves) reshaped like the model's pure dict."""
+    out = {}
+    for key, sub in template.items():
+        node = restored[key] if key in restored else restored[str(key)]
+        if isinstance(sub, dict):
+            out[key] = _match(sub, node)
+        else:
+            out[key] = node["value"] if isinstance(node, dict) and "value" in node else node
+    return out
+
+
+def offensiveness(texts: list[str]) -> list[float] | None:
+    """Probability of offensive language per text (alt-profanity-check), or None if unavailable."""
+    try:
+        from profanity_check import predict_prob
+    except ImportError:
+        return None
+    return [float(p) for p in predict_prob(texts)]
+
+
+def heldout_prompts(
+    cfg: Config, split: str = "validation", limit: int = 8
+) -> list[tuple[str, str]]:
+    """(prompt, group) of distinct held-out questions, in file order."""
+    seen, out = set(), []
+    for record in read_records(cfg.data.prefs, split):
+        key = (record.get("question_id", record["prompt"]), record.get("group", "all"))
+        if key not in seen:
+            seen.add(key)
+            out.append((record["prompt"], str(record.get("group", "all"))))
+    return out[:limit]
+
+
+def generate_and_score(cfg: Config, max_new_tokens: int = 48, limit: int = 8) -> dict:
+    """Greedy replies of the base and tuned models to held-out prompts, with scores; written to run_dir."""
+    from jaxalign.sharding import make_mesh
+    from jaxalign.train.loop import build_model
+
+    mesh = make_mesh(devices=jax.devices()[:1])
+    base, tokenizer = build_model(cfg.model, mesh)
+    tuned, step = restore_params(cfg.train.run_dir, build_model(cfg.model, mesh)[0])
+    prompts = heldout_prompts(cfg, limit=limit)
+    if not prompts:
+        raise JaxalignError(f"{cfg.data.prefs}: no held-out (validation) prompts to evaluate")
+    ids = [
+        tokenizer(render(tokenizer, p, None, cfg.data.conditioning, g), add_special_tokens=False)[
+            "input_ids"
+        ]
+        for p, g in prompts
+    ]
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    replies = {}
+    for name, model in (("base", base), ("tuned", tuned)):
+        out = Sampler(model, eos_ids=eos).generate(ids, max_new_tokens=max_new_tokens, greedy=True)
+        replies[name] = [
+            tokenizer.decode(c, skip_special_tokens=True).strip() for c in out.completions()
+        ]
+    scores = {name: offensiveness(texts) for name, texts in replies.items()}
+    summary = {"checkpoint_step": step, "prompts": len(prompts)}
+    for name in replies:
+        if scores[name] is not None:
+            summary[f"{name}/offensiveness_mean"] = float(np.mean(scores[name]))
+        summary[f"{name}/reply_words_mean"] = float(
+            np.mean([len(r.split()) for r in replies[name]])
+        )
+    rows = [
+        {
+            "prompt": p,
+            "group": g,
+            **{f"{n}_reply": replies[n][i] for n in replies},
+            **{f"{n}_offensiveness": scores[n][i] for n in replies if scores[n] is not None},
+        }
+        for i, (p, g) in enumerate(prompts)
+    ]
+    out_path = Path(cfg.train.run_dir) / "generations.json"
+    out_path.write_text(
+        json.dumps({"summary": summary, "rows": rows}, indent=2, ensure_ascii=False) + "\n"
+    )
+    return summary
