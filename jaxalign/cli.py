@@ -204,10 +204,23 @@ def cmd_model_info(args) -> int:
 
 
 def cmd_model_export(args) -> int:
-    """model export."""
+    """model export: a model path, or (--run-config) the newest checkpoint of a training run."""
     from jaxalign.models import export_hf, load_pretrained
 
-    model, tokenizer = load_pretrained(args.model, dtype=args.dtype)
+    if args.run_config:
+        import jax
+
+        from jaxalign.config import load_config
+        from jaxalign.eval.generations import restore_params
+        from jaxalign.sharding import make_mesh
+        from jaxalign.train.loop import build_model
+
+        cfg = load_config(args.run_config, args.overrides)
+        base, tokenizer = build_model(cfg.model, make_mesh(devices=jax.devices()[:1]))
+        model, step = restore_params(cfg.train.run_dir, base)
+        print(f"restored step {step} of {cfg.train.run_dir}")
+    else:
+        model, tokenizer = load_pretrained(args.model, dtype=args.dtype)
     out = export_hf(model, tokenizer, args.out, dtype=args.dtype)
     print(
         f"wrote {out} (model.safetensors, config.json{', tokenizer' if tokenizer is not None else ''})"
@@ -403,10 +416,16 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="write a HF directory (safetensors, config, tokenizer)"
     )
     p.add_argument("--model", default="smollm2", help="HF directory, .gguf file or 'smollm2'")
+    p.add_argument(
+        "--run-config",
+        metavar="FILE",
+        help="export the newest checkpoint of the run this training config describes (instead of --model)",
+    )
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_model_export, overrides=[])
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for --run-config")
+    p.set_defaults(func=cmd_model_export)
 
     p = groups.add_parser(
         "generate", help="generate text with a model (chat template unless --raw)"

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -19,7 +20,7 @@ from conftest import write_learnable_prefs
 from jaxalign.cli import main
 from jaxalign.config import load_config
 from jaxalign.errors import DataError, JaxalignError
-from jaxalign.train.loop import train
+from jaxalign.train.loop import build_model, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +58,7 @@ def final_params(run_dir) -> dict:
         Path(run_dir).absolute() / "checkpoints" / str(steps[-1]) / "state"
     )
     flat = {}
-    for path, leaf in __import__("jax").tree_util.tree_leaves_with_path(restored["params"]):
+    for path, leaf in jax.tree_util.tree_leaves_with_path(restored["params"]):
         flat[str(path)] = np.asarray(leaf)
     return flat
 
@@ -90,6 +91,30 @@ def test_learns_a_learnable_preference(tiny_tokenizer, prefs, tmp_path):
     assert "tuned/offensiveness_mean" in summary and "base_reply" in saved["rows"][0]
     with pytest.raises(JaxalignError, match="no restorable checkpoint"):
         restore_params(tmp_path / "nothing", None)
+    # Export the trained checkpoint as a HF directory that transformers loads.
+    code = main(
+        [
+            "model",
+            "export",
+            "--run-config",
+            str(ROOT / "configs/train/tiny_cpu.yaml"),
+            "--out",
+            str(tmp_path / "hf"),
+            f"model.tokenizer={tiny_tokenizer}",
+            f"data.prefs={prefs}",
+            f"train.run_dir={tmp_path / 'run'}",
+        ]
+    )
+    assert code == 0 and (tmp_path / "hf" / "model.safetensors").exists()
+    import torch
+    import transformers
+
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf", dtype=torch.float32)
+    tuned, _ = restore_params(tmp_path / "run", build_model(cfg.model, None)[0])
+    ids = np.array([[5, 9, 12, 30]])
+    with torch.no_grad():
+        ref = hf(torch.tensor(ids)).logits.numpy()
+    assert np.abs(np.asarray(tuned(ids)) - ref).max() < 1e-4
     assert "train/loss" in acc.Tags()["scalars"] and len(acc.Scalars("train/loss")) == 30
 
 
@@ -220,6 +245,19 @@ def test_cached_reference_equals_in_step_reference(tiny_tokenizer, prefs, tmp_pa
         losses[name] = [r["train/loss"] for r in rows if "train/loss" in r]
     assert np.allclose(losses["cache"], losses["model"], atol=1e-6)
     assert list(prefs.parent.glob("learn.ref-train-*.npy"))
+
+
+def test_nan_guard_stops_with_a_message():
+    from types import SimpleNamespace
+
+    from jaxalign.train.loop import _log
+
+    cfg = load_config(None, ["train.run_dir=/tmp/somewhere"])
+    bar = SimpleNamespace(update=lambda n: None, set_postfix=lambda **k: None)
+    writer = SimpleNamespace(write=lambda *a: None)
+    metrics = {"loss": np.float32("nan"), "rewards/accuracies": np.float32(0.5)}
+    with pytest.raises(JaxalignError, match=r"loss became nan at step 7.*last good checkpoint"):
+        _log(writer, 7, metrics, time.perf_counter(), 10.0, bar, 1.0, cfg)
 
 
 def test_bad_inputs(tiny_tokenizer, prefs, tmp_path, capsys, caplog):
