@@ -31,8 +31,7 @@ from flax import nnx
 
 from jaxalign.config import DataConfig, DPOConfig, OptimConfig
 from jaxalign.models.config import ModelConfig
-from jaxalign.models.decoder import Decoder
-from jaxalign.models.loading import DTYPES, build
+from jaxalign.models.loading import DTYPES, build, random_tensors
 from jaxalign.models.weights import param_table
 from jaxalign.sharding import make_mesh
 from jaxalign.train.dpo import make_optimizer, make_train_step
@@ -60,17 +59,7 @@ def random_model(shape: str, dtype: str, remat: str, mesh):
         tie_word_embeddings=tie,
         rms_norm_eps=1e-6,
     )
-    shapes = nnx.eval_shape(lambda: Decoder(cfg, rngs=nnx.Rngs(0)))
-    rng = np.random.default_rng(0)
-    tensors = {}
-    for name, param, transpose, _ in param_table(shapes):
-        s = tuple(param.get_value().shape)
-        s = tuple(reversed(s)) if transpose else s
-        tensors[name] = (
-            np.ones(s, np.float32)
-            if name.endswith("norm.weight")
-            else (0.02 * rng.standard_normal(s, dtype=np.float32))
-        )
+    tensors = random_tensors(cfg)
     # fp32 master weights, compute in the requested dtype (as the reference's autocast does)
     return build(
         cfg, tensors, dtype=DTYPES[dtype], param_dtype=jnp.float32, mesh=mesh, remat=remat

@@ -121,6 +121,22 @@ def build(
     return model
 
 
+def random_tensors(cfg: ModelConfig, seed: int = 0, scale: float = 0.02) -> dict[str, np.ndarray]:
+    """HF-named fp32 tensors for a random init: N(0, scale) weights, unit norm weights."""
+    shapes = nnx.eval_shape(lambda: Decoder(cfg, rngs=nnx.Rngs(0)))
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for name, param, transpose, _ in param_table(shapes):
+        shape = tuple(param.get_value().shape)
+        shape = tuple(reversed(shape)) if transpose else shape
+        tensors[name] = (
+            np.ones(shape, np.float32)
+            if name.endswith("norm.weight")
+            else (scale * rng.standard_normal(shape, dtype=np.float32))
+        )
+    return tensors
+
+
 def load_pretrained(
     path: str | Path | None = None,
     *,

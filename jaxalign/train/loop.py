@@ -26,8 +26,14 @@ from jaxalign.data.preferences import Encoded, encode, eval_batches, read_record
 from jaxalign.errors import JaxalignError
 from jaxalign.logging import MetricsWriter
 from jaxalign.models.config import ModelConfig
-from jaxalign.models.decoder import Decoder
-from jaxalign.models.loading import DTYPES, build, load_pretrained, load_tokenizer, resolve
+from jaxalign.models.loading import (
+    DTYPES,
+    build,
+    load_pretrained,
+    load_tokenizer,
+    random_tensors,
+    resolve,
+)
 from jaxalign.models.weights import param_table
 from jaxalign.sharding import make_mesh, named
 from jaxalign.train.dpo import make_logps_fn, make_optimizer, make_train_step
@@ -66,17 +72,7 @@ def build_model(spec: ModelSpec, mesh):
         qk_norm=r.family == "qwen3",
         eos_token_id=(eos,) if eos is not None else (),
     )
-    shapes = nnx.eval_shape(lambda: Decoder(cfg, rngs=nnx.Rngs(0)))
-    rng = np.random.default_rng(r.seed)
-    tensors = {}
-    for name, param, transpose, _ in param_table(shapes):
-        shape = tuple(param.get_value().shape)
-        shape = tuple(reversed(shape)) if transpose else shape
-        tensors[name] = (
-            np.ones(shape, np.float32)
-            if name.endswith("norm.weight")
-            else (0.02 * rng.standard_normal(shape)).astype(np.float32)
-        )
+    tensors = random_tensors(cfg, r.seed)
     model = build(
         cfg,
         tensors,
@@ -107,6 +103,20 @@ def _put(mesh, batch: dict) -> dict:
     return jax.device_put(batch, _batch_shardings(mesh, batch))
 
 
+def all_logps(params, data: Encoded, logps_fn, cfg: Config, mesh, pad_id: int):
+    """Summed response log-probs [N, 2] and response lengths [N, 2] of every pair in `data`."""
+    logps = np.zeros((len(data), 2), np.float32)
+    lengths = np.ones((len(data), 2), np.float32)
+    for batch in eval_batches(
+        data, batch_size=cfg.data.eval_batch_size, buckets=cfg.data.buckets, pad_id=pad_id
+    ):
+        lp, ln = logps_fn(params, _put(mesh, batch))
+        rows = np.asarray(batch["valid"]) > 0
+        logps[np.asarray(batch["index"])[rows]] = np.asarray(lp)[rows]
+        lengths[np.asarray(batch["index"])[rows]] = np.asarray(ln)[rows]
+    return logps, lengths
+
+
 def reference_cache(
     cfg: Config, split: str, data: Encoded, params, logps_fn, mesh, pad_id: int
 ) -> np.ndarray:
@@ -122,13 +132,7 @@ def reference_cache(
         cached = np.load(path)
         if cached.shape == (len(data), 2):
             return cached
-    out = np.zeros((len(data), 2), np.float32)
-    for batch in eval_batches(
-        data, batch_size=cfg.data.eval_batch_size, buckets=cfg.data.buckets, pad_id=pad_id
-    ):
-        logps, _ = logps_fn(params, _put(mesh, batch))
-        rows = np.asarray(batch["valid"]) > 0
-        out[np.asarray(batch["index"])[rows]] = np.asarray(logps)[rows]
+    out, _ = all_logps(params, data, logps_fn, cfg, mesh, pad_id)
     tmp = path.with_name(path.name + ".tmp.npy")
     np.save(tmp, out)
     tmp.replace(path)
@@ -145,15 +149,7 @@ def evaluate(
     """
     if not len(data):
         return {}
-    logps = np.zeros((len(data), 2), np.float32)
-    lengths = np.ones((len(data), 2), np.float32)
-    for batch in eval_batches(
-        data, batch_size=cfg.data.eval_batch_size, buckets=cfg.data.buckets, pad_id=pad_id
-    ):
-        lp, ln = logps_fn(params, _put(mesh, batch))
-        rows = np.asarray(batch["valid"]) > 0
-        logps[np.asarray(batch["index"])[rows]] = np.asarray(lp)[rows]
-        lengths[np.asarray(batch["index"])[rows]] = np.asarray(ln)[rows]
+    logps, lengths = all_logps(params, data, logps_fn, cfg, mesh, pad_id)
     rewards = cfg.dpo.beta * (logps - (ref if ref is not None else 0.0))
     groups = np.asarray(data.group)
     weights = np.asarray(data.weight, np.float64)
