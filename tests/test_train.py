@@ -64,12 +64,20 @@ def final_params(run_dir) -> dict:
 
 
 def test_learns_a_learnable_preference(tiny_tokenizer, prefs, tmp_path):
-    cfg = tiny(tiny_tokenizer, prefs, tmp_path / "run", "train.steps=30", "train.eval_every=30")
+    cfg = tiny(
+        tiny_tokenizer,
+        prefs,
+        tmp_path / "run",
+        "train.steps=30",
+        "train.eval_every=30",
+        "train.peak_tflops=1.0",
+    )
     results = train(cfg, progress=False)
     rows = [
         json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     ]
     losses = [r["train/loss"] for r in rows if "train/loss" in r]
+    assert all(0 < r["perf/mfu"] < 1 for r in rows if "train/loss" in r)
     assert losses[0] == pytest.approx(np.log(2), abs=1e-3)  # policy == reference at the start
     assert np.mean(losses[-5:]) < 0.5 * losses[0]
     assert (
@@ -247,6 +255,20 @@ def test_cached_reference_equals_in_step_reference(tiny_tokenizer, prefs, tmp_pa
     assert list(prefs.parent.glob("learn.ref-train-*.npy"))
 
 
+def test_step_flops_breakdown(tiny_tokenizer):
+    from jaxalign.train.loop import build_model, step_flops
+
+    cfg = load_config(ROOT / "configs/train/tiny_cpu.yaml", [f"model.tokenizer={tiny_tokenizer}"])
+    model, _ = build_model(cfg.model, None)
+    n = 400 * 64 + 2 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 128 + 2 * 64) + 64  # tied embeddings
+    cached = step_flops(model, pairs=3, seq=32, reference_in_step=False)
+    assert cached["policy"] == 6 * n * 2 * 3 * 32 and cached["reference"] == 0
+    assert cached["attention"] == 12 * 2 * 64 * 32 * 32 / 2 * 6
+    in_step = step_flops(model, pairs=3, seq=32, reference_in_step=True)
+    assert in_step["reference"] == 2 * n * 2 * 3 * 32
+    assert in_step["total"] == pytest.approx(sum(v for k, v in in_step.items() if k != "total"))
+
+
 def test_nan_guard_stops_with_a_message():
     from types import SimpleNamespace
 
@@ -257,7 +279,7 @@ def test_nan_guard_stops_with_a_message():
     writer = SimpleNamespace(write=lambda *a: None)
     metrics = {"loss": np.float32("nan"), "rewards/accuracies": np.float32(0.5)}
     with pytest.raises(JaxalignError, match=r"loss became nan at step 7.*last good checkpoint"):
-        _log(writer, 7, metrics, time.perf_counter(), 10.0, bar, 1.0, cfg)
+        _log(writer, 7, metrics, time.perf_counter(), 10.0, {"total": 1.0}, bar, cfg)
 
 
 def test_bad_inputs(tiny_tokenizer, prefs, tmp_path, capsys, caplog):

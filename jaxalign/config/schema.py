@@ -233,6 +233,9 @@ class TrainConfig:
     keep_checkpoints: int = field(default=2, metadata=_meta(ge=1))
     best_metric: str = "eval/rewards/accuracies"
     async_checkpoints: bool = True
+    peak_tflops: float = field(
+        default=0.0, metadata=_meta(ge=0.0)
+    )  # per device; 0: unknown, no MFU
     mesh_devices: int = field(default=0, metadata=_meta(ge=0))  # use the first N devices (0: all)
     mesh_data: int = field(default=1, metadata=_meta(ge=1))
     mesh_fsdp: int = field(default=-1, metadata=_meta(ge=-1))

@@ -176,9 +176,24 @@ def _agreement(chosen: np.ndarray, rejected: np.ndarray, weights: np.ndarray) ->
     return float(np.average(hits, weights=weights))
 
 
-def flops_per_token(model) -> float:
-    """Approximate training FLOPs per token: 6 x parameters (policy forward + backward)."""
-    return 6.0 * sum(int(np.prod(p.get_value().shape)) for _, p, _, _ in param_table(model))
+def step_flops(model, pairs: int, seq: int, reference_in_step: bool) -> dict[str, float]:
+    """FLOPs of one DPO step on a [pairs, 2, seq] batch, by part.
+
+    Policy forward + backward 6 N per token, reference forward 2 N per token (when it runs in
+    the step), causal attention 12 L d T^2 / 2 per sequence for forward + backward (a third of
+    that for the reference forward). Padding tokens count: they are computed.
+    """
+    n = sum(int(np.prod(p.get_value().shape)) for _, p, _, _ in param_table(model))
+    cfg = model.config
+    tokens = 2 * pairs * seq
+    attention = 12 * cfg.num_layers * cfg.num_heads * cfg.head_dim * seq * seq / 2 * (2 * pairs)
+    parts = {
+        "policy": 6.0 * n * tokens,
+        "attention": attention + (attention / 3 if reference_in_step else 0.0),
+        "reference": 2.0 * n * tokens if reference_in_step else 0.0,
+    }
+    parts["total"] = sum(parts.values())
+    return parts
 
 
 def train(cfg: Config, progress: bool = True) -> dict:
@@ -257,7 +272,6 @@ def train(cfg: Config, progress: bool = True) -> dict:
         )
         results.update({k.replace("eval/", "base/"): v for k, v in base.items()})
         writer.write(0, results)
-    fpt = flops_per_token(model)
     pending = None
     bar = tqdm(
         total=cfg.train.steps,
@@ -270,18 +284,20 @@ def train(cfg: Config, progress: bool = True) -> dict:
         for step in range(start, cfg.train.steps):
             host = next(iterator)
             tokens = float(host["segment_ids"].sum())
+            pairs, _, seq = host["tokens"].shape
+            flops = step_flops(model, pairs, seq, cfg.dpo.reference == "model")
             t0 = time.perf_counter()
             state, metrics = step_fn(state, ref_params, _put(mesh, host))
             if pending is not None:
-                results.update(_log(writer, *pending, bar, fpt, cfg))
-            pending = (step + 1, metrics, t0, tokens)
+                results.update(_log(writer, *pending, bar, cfg))
+            pending = (step + 1, metrics, t0, tokens, flops)
             last = step + 1 == cfg.train.steps
             if (
                 (step + 1) % cfg.train.eval_every == 0
                 or last
                 or (step + 1) % cfg.train.checkpoint_every == 0
             ):
-                results.update(_log(writer, *pending, bar, fpt, cfg))
+                results.update(_log(writer, *pending, bar, cfg))
                 pending = None
                 evals = {}
                 if (step + 1) % cfg.train.eval_every == 0 or last:
@@ -306,7 +322,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
                         metrics=evals or None,
                     )
         if pending is not None:
-            results.update(_log(writer, *pending, bar, fpt, cfg))
+            results.update(_log(writer, *pending, bar, cfg))
     finally:
         bar.close()
         writer.close()
@@ -316,7 +332,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
     return results
 
 
-def _log(writer, step, metrics, t0, tokens, bar, fpt, cfg: Config) -> dict:
+def _log(writer, step, metrics, t0, tokens, flops, bar, cfg: Config) -> dict:
     """Fetch one step's metrics (blocking), guard against NaN/Inf, write them."""
     values = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
     seconds = time.perf_counter() - t0
@@ -327,7 +343,12 @@ def _log(writer, step, metrics, t0, tokens, bar, fpt, cfg: Config) -> dict:
         )
     values["perf/step_seconds"] = seconds
     values["perf/tokens_per_second"] = tokens / max(seconds, 1e-9)
-    values["perf/model_tflops_per_second"] = fpt * tokens / max(seconds, 1e-9) / 1e12
+    rate = flops["total"] / max(seconds, 1e-9)
+    values["perf/tflops_per_second"] = rate / 1e12
+    for part in ("policy", "reference", "attention"):
+        values[f"perf/flops_{part}"] = flops[part]
+    if cfg.train.peak_tflops > 0:
+        values["perf/mfu"] = rate / (cfg.train.peak_tflops * 1e12 * jax.device_count())
     if step % cfg.train.log_every == 0 or step == cfg.train.steps:
         writer.write(step, values)
     bar.update(1)
