@@ -125,19 +125,12 @@ def cmd_convert(args) -> int:
     cfg = _config(args, _ratings_flags(args))
     frame, report = load_ratings(args.ratings, cfg.ratings)
     with staged_files(args.out) as (tmp,):
-        _write_converted(frame, tmp, Path(args.out).suffix, write_long)
+        write_long(frame, tmp, suffix=Path(args.out).suffix)
     print(
         f"wrote {args.out}: {len(frame)} ratings from {frame['rater_id'].nunique()} raters "
         f"({report.rows_dropped} invalid rows dropped, {report.raters_excluded_attention} raters excluded)"
     )
     return 0
-
-
-def _write_converted(frame, tmp: Path, suffix: str, write_long) -> None:
-    """Write through a suffixed temp name (the writer picks the format by suffix)."""
-    target = tmp.with_name(tmp.name + suffix)
-    write_long(frame, target)
-    target.replace(tmp)
 
 
 def cmd_prefs_build(args) -> int:

@@ -83,7 +83,9 @@ def generate_and_score(cfg: Config, max_new_tokens: int = 48, limit: int = 8) ->
 
     mesh = make_mesh(devices=jax.devices()[:1])
     base, tokenizer = build_model(cfg.model, mesh)
-    tuned, step = restore_params(cfg.train.run_dir, build_model(cfg.model, mesh)[0])
+    tuned, step = restore_params(
+        cfg.train.run_dir, nnx.clone(base)
+    )  # no second load of the weights
     prompts = heldout_prompts(cfg, limit=limit)
     if not prompts:
         raise JaxalignError(f"{cfg.data.prefs}: no held-out (validation) prompts to evaluate")

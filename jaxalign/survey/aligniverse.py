@@ -388,14 +388,13 @@ def write_export(
         for column in ATTENTION_COLUMNS:
             table[column] = rated[column].map(lambda r, lab=labels: None if r == 0 else lab[r - 1])
         counts = rated.groupby("prompt_id").size()
-        lang = arm
         prompts = pd.DataFrame(
             {
                 "prompt_id": bank_prompts["prompt_id"],
                 "question_id": bank_prompts["question_id"],
                 "dataset_source": "jaxalign-simulated",
-                "question": bank_prompts[f"question_{lang}"],
-                "answer": bank_prompts[f"answer_{lang}"],
+                "question": bank_prompts[f"question_{arm}"],
+                "answer": bank_prompts[f"answer_{arm}"],
                 "rated": bank_prompts["prompt_id"].map(counts).fillna(0).astype(int),
                 "in_progress": 0,
             }

@@ -394,9 +394,9 @@ def load_ratings(
     return finalize(frame), report
 
 
-def write_long(frame: pd.DataFrame, path: Path) -> None:
-    """Write the long format as Parquet, CSV or JSONL (by suffix), deterministically."""
-    suffix = path.suffix.lower()
+def write_long(frame: pd.DataFrame, path: Path, suffix: str | None = None) -> None:
+    """Write the long format as Parquet, CSV or JSONL (by `suffix`, default the path's), deterministically."""
+    suffix = (suffix or path.suffix).lower()
     if suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
