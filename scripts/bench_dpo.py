@@ -5,9 +5,15 @@ Usage: python scripts/bench_dpo.py --torch-ref ../shared/bench/torch_dpo_referen
            [--steps 5] [--peak-tflops 989] [--write docs/BENCHMARKS.md --section NAME]
 
 Both sides: a randomly initialised Llama of the named shape, policy forward+backward, frozen
-reference forward, AdamW; jaxalign is timed with the in-step reference and with a cached
-reference (log-probs in the batch). Tokens/s counts 2 * pairs * seq per step; MFU uses the
-reference script's FLOP formula (6N + 2N per token plus causal attention).
+reference forward, AdamW. Each pair is a prompt of --prompt tokens and two replies that fill
+--seq tokens each (what the torch script computes). jaxalign builds its batches with the real
+row pipeline (`collate`) in each --layouts entry (shared_prompt: the prompt once per pair;
+pairs: chosen and rejected rows, as the torch script does) and is timed with the in-step
+reference and, for the first layout, with a cached reference (log-probs in the batch).
+Tokens/s counts 2 * pairs * seq per step on every side (the pair tokens, as the torch script
+counts them); "MFU" uses the torch script's FLOP formula for those tokens, so work a layout
+saves shows up as speed; "HFU" counts the FLOPs jaxalign's rows actually compute.
+The torch runs go first, before jax claims accelerator memory.
 """
 
 from __future__ import annotations
@@ -30,11 +36,13 @@ from benchlib import machine, write_section
 from flax import nnx
 
 from jaxalign.config import DataConfig, DPOConfig, OptimConfig
+from jaxalign.data.preferences import Encoded, collate, longest_run
 from jaxalign.models.config import ModelConfig
 from jaxalign.models.loading import DTYPES, build, random_tensors
 from jaxalign.models.weights import param_table
 from jaxalign.sharding import make_mesh
 from jaxalign.train.dpo import make_optimizer, make_train_step
+from jaxalign.train.loop import step_flops
 
 SHAPES = {  # the reference script's shapes: (hidden, layers, heads, kv_heads, ffn, vocab, tie)
     "smollm2-135m": (576, 30, 9, 3, 1536, 49152, True),
@@ -44,7 +52,7 @@ SHAPES = {  # the reference script's shapes: (hidden, layers, heads, kv_heads, f
 }
 
 
-def random_model(shape: str, dtype: str, remat: str, mesh):
+def random_model(shape: str, dtype: str, remat: str, mesh, attention: str = "xla"):
     """A Llama of the named shape with N(0, 0.02) weights, placed on `mesh`."""
     d, layers, h, kv, ff, vocab, tie = SHAPES[shape]
     cfg = ModelConfig(
@@ -62,12 +70,33 @@ def random_model(shape: str, dtype: str, remat: str, mesh):
     tensors = random_tensors(cfg)
     # fp32 master weights, compute in the requested dtype (as the reference's autocast does)
     return build(
-        cfg, tensors, dtype=DTYPES[dtype], param_dtype=jnp.float32, mesh=mesh, remat=remat
+        cfg,
+        tensors,
+        dtype=DTYPES[dtype],
+        param_dtype=jnp.float32,
+        mesh=mesh,
+        remat=remat,
+        attention=attention,
     ), cfg
 
 
-def jax_step_seconds(model, pairs: int, seq: int, prompt: int, steps: int, reference: str) -> float:
-    """Median seconds of one DPO step (reference 'model' in-step, or 'cache')."""
+def synthetic_pairs(pairs: int, seq: int, prompt: int, vocab: int) -> Encoded:
+    """Pairs of a random `prompt`-token prompt and two random replies of seq - prompt tokens."""
+    rng = np.random.default_rng(1)
+    data = Encoded(groups=["all"])
+    for _ in range(pairs):
+        p = rng.integers(0, vocab, prompt, dtype=np.int32)
+        data.chosen.append(np.concatenate([p, rng.integers(0, vocab, seq - prompt, np.int32)]))
+        data.rejected.append(np.concatenate([p, rng.integers(0, vocab, seq - prompt, np.int32)]))
+        data.prompt_len.append(prompt)
+        data.weight.append(1.0)
+        data.soft_label.append(1.0)
+        data.group.append(0)
+    return data
+
+
+def jax_step_seconds(model, data: Encoded, layout: str, steps: int, reference: str):
+    """(median seconds of one DPO step, rows, row length) with the reference 'model' or 'cache'."""
     graphdef, params = nnx.split(model)
     params = jax.tree.map(
         jnp.copy, params
@@ -75,24 +104,13 @@ def jax_step_seconds(model, pairs: int, seq: int, prompt: int, steps: int, refer
     tx = make_optimizer(
         OptimConfig(learning_rate=1e-6, warmup_steps=0, schedule="constant", clip_norm=0.0), 100
     )
-    step = make_train_step(graphdef, tx, DPOConfig(reference=reference), DataConfig())
-    rng = np.random.default_rng(1)
-    mask = np.ones((pairs, 2, seq), np.float32)
-    mask[:, :, :prompt] = 0
-    batch = {
-        "tokens": jnp.asarray(rng.integers(0, model.config.vocab_size, (pairs, 2, seq)), jnp.int32),
-        "loss_mask": jnp.asarray(mask),
-        "segment_ids": jnp.ones((pairs, 2, seq), jnp.int32),
-        "positions": jnp.broadcast_to(jnp.arange(seq, dtype=jnp.int32), (pairs, 2, seq)),
-        "weights": jnp.ones(pairs),
-        "soft_labels": jnp.ones(pairs),
-        "valid": jnp.ones(pairs),
-    }
-    ref_params = None
-    if reference == "model":
-        ref_params = jax.tree.map(jnp.copy, params)
-    else:
-        batch["ref_logps"] = jnp.zeros((pairs, 2))
+    data_cfg = DataConfig(layout=layout)
+    step = make_train_step(graphdef, tx, DPOConfig(reference=reference), data_cfg)
+    width = longest_run(data, layout)
+    ref = np.zeros((len(data), 2), np.float32) if reference == "cache" else None
+    host = collate(data, range(len(data)), (width,), 0, ref, layout=layout)
+    batch = jax.device_put(host)
+    ref_params = jax.tree.map(jnp.copy, params) if reference == "model" else None
     state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
     times = []
     for i in range(steps + 2):
@@ -101,7 +119,7 @@ def jax_step_seconds(model, pairs: int, seq: int, prompt: int, steps: int, refer
         jax.block_until_ready(metrics["loss"])
         if i >= 2:
             times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(times), host["tokens"].shape
 
 
 def flops(cfg: ModelConfig, pairs: int, seq: int, n_params: int) -> float:
@@ -121,8 +139,17 @@ def main() -> None:
     ap.add_argument("--prompt", type=int, default=32)
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--remat", choices=["none", "full"], default="none")
+    ap.add_argument("--layouts", default="shared_prompt,pairs", help="comma list of data.layout")
+    ap.add_argument("--attention", choices=["xla", "cudnn"], default="xla")
+    ap.add_argument(
+        "--references",
+        default="model,cache",
+        help="in-step reference ('model', every layout) and/or cached ('cache', first layout)",
+    )
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--peak-tflops", type=float, default=989.0)
+    ap.add_argument(
+        "--peak-tflops", type=float, default=0.0, help="for MFU/HFU (H100 SXM dense bf16: 989)"
+    )
     ap.add_argument(
         "--torch-compile", action="store_true", help="also time the reference with --compile"
     )
@@ -130,24 +157,9 @@ def main() -> None:
     ap.add_argument("--section", default="bench_dpo_cpu")
     a = ap.parse_args()
 
-    mesh = make_mesh(devices=jax.devices()[:1])
-    model, cfg = random_model(a.shape, a.dtype, a.remat, mesh)
-    n_params = sum(int(np.prod(p.get_value().shape)) for _, p, _, _ in param_table(model))
-    tokens = 2 * a.pairs * a.seq
     rows = []
-    for reference in ("model", "cache"):
-        seconds = jax_step_seconds(model, a.pairs, a.seq, a.prompt, a.steps, reference)
-        mfu = flops(cfg, a.pairs, a.seq, n_params) / seconds / (a.peak_tflops * 1e12)
-        rows.append(
-            (
-                f"jaxalign ({'in-step reference' if reference == 'model' else 'cached reference'})",
-                seconds,
-                tokens / seconds,
-                mfu,
-            )
-        )
     variants = [[]] + ([["--compile"]] if a.torch_compile else [])
-    for extra in variants:
+    for extra in variants:  # torch first: jax would otherwise hold the accelerator's memory
         cmd = [
             sys.executable,
             str(a.torch_ref),
@@ -164,31 +176,72 @@ def main() -> None:
             "--dtype",
             a.dtype,
             "--peak-tflops",
-            str(a.peak_tflops),
+            str(a.peak_tflops or 989.0),
             *extra,
         ]
-        out = json.loads(
-            subprocess.run(cmd, check=True, capture_output=True, text=True)
-            .stdout.strip()
-            .splitlines()[-1]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            print(done.stderr[-3000:], file=sys.stderr)
+            rows.append((f"torch+transformers{' '.join(extra)} (failed)", None, None, None, None))
+            continue
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        mem = f" ({out['peak_mem_gib']} GiB peak)" if out.get("peak_mem_gib") else ""
+        mfu = out["mfu"] if a.peak_tflops else None
+        rows.append((out["impl"] + mem, out["median_step_s"], out["tokens_per_s"], mfu, None))
+    mesh = make_mesh(devices=jax.devices()[:1])
+    model, cfg = random_model(a.shape, a.dtype, a.remat, mesh, a.attention)
+    n_params = sum(int(np.prod(p.get_value().shape)) for _, p, _, _ in param_table(model))
+    tokens = 2 * a.pairs * a.seq
+    data = synthetic_pairs(a.pairs, a.seq, a.prompt, cfg.vocab_size)
+    layouts = a.layouts.split(",")
+    refs = a.references.split(",")
+    runs = [(layout, "model") for layout in layouts if "model" in refs]
+    runs += [(layouts[0], "cache")] if "cache" in refs else []
+    for layout, reference in runs:
+        name = (
+            f"jaxalign {layout} ({'in-step' if reference == 'model' else 'cached'} reference"
+            f", {a.attention} attention)"
         )
-        rows.append((out["impl"], out["median_step_s"], out["tokens_per_s"], out["mfu"]))
-    torch_tps = next(r[2] for r in rows if r[0] == "torch+transformers")
+        try:
+            seconds, (n_rows, width) = jax_step_seconds(model, data, layout, a.steps, reference)
+        except Exception as err:  # e.g. out of memory: report it, keep the other rows
+            print(f"{name}: {type(err).__name__}: {str(err)[:2000]}", file=sys.stderr)
+            rows.append((f"{name}: failed ({type(err).__name__})", None, None, None, None))
+            continue
+        mfu = hfu = None
+        if a.peak_tflops:
+            work = flops(cfg, a.pairs, a.seq, n_params)
+            if reference == "cache":
+                work -= 2 * n_params * tokens
+            mfu = work / seconds / (a.peak_tflops * 1e12)
+            hw = step_flops(model, n_rows, width, reference == "model")["total"]
+            hfu = hw / seconds / (a.peak_tflops * 1e12)
+        rows.append((f"{name}, rows {n_rows} x {width}", seconds, tokens / seconds, mfu, hfu))
+    torch_tps = next((r[2] for r in rows if r[0].startswith("torch+transformers ")), None)
+    torch_tps = torch_tps or next((r[2] for r in rows if r[0] == "torch+transformers"), None)
     lines = [
         f"## DPO step: {a.shape}, {a.pairs} pairs x {a.seq} tokens, {a.dtype}, {jax.devices()[0].device_kind}",
         "",
         f"Measured {datetime.date.today().isoformat()} with `python scripts/bench_dpo.py {' '.join(sys.argv[1:])}` "
         f"on {machine(('jax', 'jaxlib', 'flax', 'optax', 'torch', 'transformers'))}.",
         f"Random-init Llama of the named shape ({n_params / 1e6:.0f}M parameters) on both sides; median of "
-        f"{a.steps} steps after warm-up; MFU against {a.peak_tflops:g} TFLOP/s.",
+        f"{a.steps} steps after warm-up. Tokens/s: pair tokens (2 x pairs x seq) per second on "
+        "every side. MFU: the torch script's FLOPs for those tokens (without the reference "
+        "forward for the cached reference) per second; HFU: the FLOPs jaxalign's rows compute "
+        "(padding included); "
+        + (f"both against {a.peak_tflops:g} TFLOP/s." if a.peak_tflops else "not computed here."),
         "",
-        "| implementation | step s | tokens/s | vs torch eager | MFU |",
-        "|---|---|---|---|---|",
+        "| implementation | step s | tokens/s | vs torch eager | MFU | HFU |",
+        "|---|---|---|---|---|---|",
     ]
-    lines += [
-        f"| {name} | {s:.3f} | {tps:,.0f} | {tps / torch_tps:.2f}x | {mfu:.4f} |"
-        for name, s, tps, mfu in rows
-    ]
+    for name, sec, tps, mfu, hfu in rows:
+        if sec is None:
+            lines.append(f"| {name} | - | - | - | - | - |")
+            continue
+        ratio = f"{tps / torch_tps:.2f}x" if torch_tps else "-"
+        mfu_s = f"{mfu:.3f}" if mfu is not None else "-"
+        hfu_s = f"{hfu:.3f}" if hfu is not None else "-"
+        lines.append(f"| {name} | {sec:.3f} | {tps:,.0f} | {ratio} | {mfu_s} | {hfu_s} |")
     section = "\n".join(lines)
     print(section)
     if a.write:

@@ -162,9 +162,35 @@ def main() -> None:
     parser.add_argument("--decode-batches", default="1,8")
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--random",
+        action="store_true",
+        help="SmolLM2-135M shape with random weights (where the bundled GGUF is not installed)",
+    )
     args = parser.parse_args()
 
-    model, tokenizer = load_pretrained("smollm2", dtype=args.dtype)
+    if args.random:
+        from jaxalign.models.config import ModelConfig
+        from jaxalign.models.loading import DTYPES, build, random_tensors
+
+        cfg = ModelConfig(
+            family="llama",
+            vocab_size=49152,
+            hidden_size=576,
+            intermediate_size=1536,
+            num_layers=30,
+            num_heads=9,
+            num_kv_heads=3,
+            head_dim=64,
+            tie_word_embeddings=True,
+            rms_norm_eps=1e-5,
+        )
+        model = build(
+            cfg, random_tensors(cfg), dtype=DTYPES[args.dtype], param_dtype=DTYPES[args.dtype]
+        )
+        tokenizer = None
+    else:
+        model, tokenizer = load_pretrained("smollm2", dtype=args.dtype)
     tokens = np.random.default_rng(0).integers(10, 49_000, (args.batch, args.seq))
     n_tok = args.batch * args.seq
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,11 +211,13 @@ def main() -> None:
     roofline = bandwidth / weight_bytes
     batch1 = next(r for r in rows if r[0] == "greedy decode, batch 1")[2]
     lines = [
-        f"## Model layer: SmolLM2-135M-Instruct, {args.dtype}, {jax.devices()[0].device_kind}",
+        f"## Model layer: SmolLM2-135M-Instruct{' shape (random weights)' if args.random else ''}, "
+        f"{args.dtype}, {jax.devices()[0].device_kind}",
         "",
         f"Measured {datetime.date.today().isoformat()} with `python scripts/bench_models.py "
         f"{' '.join(sys.argv[1:])}` on {machine(LIBS)}; jax backend {jax.default_backend()}.",
-        "Same weights on both sides (transformers loads jaxalign's HF export of the dequantized GGUF); "
+        "Same weights on both sides (transformers loads jaxalign's HF export of "
+        f"{'the random weights' if args.random else 'the dequantized GGUF'}); "
         "median of repeated runs after a warm-up (compilation excluded).",
         "",
         "| workload | shape | jaxalign tok/s | transformers tok/s | ratio |",

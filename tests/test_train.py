@@ -38,7 +38,7 @@ def tiny(tokenizer, prefs, run_dir, *extra):
             f"model.tokenizer={tokenizer}",
             f"data.prefs={prefs}",
             f"train.run_dir={run_dir}",
-            "data.buckets=[32,48,64]",
+            "data.buckets=[32,64,96,128]",
             "data.max_prompt_len=40",
             "data.max_len=64",
             "data.batch_size=8",
@@ -96,7 +96,13 @@ def test_learns_a_learnable_preference(tiny_tokenizer, prefs, tmp_path):
     summary = generate_and_score(cfg, max_new_tokens=8, limit=4)
     saved = json.loads((tmp_path / "run" / "generations.json").read_text())
     assert summary["checkpoint_step"] == 30 and len(saved["rows"]) == 4
-    assert "tuned/offensiveness_mean" in summary and "base_reply" in saved["rows"][0]
+    assert "base_reply" in saved["rows"][0]
+    try:  # the eval extra (alt-profanity-check) is in the lock; images without it skip the score
+        import profanity_check  # noqa: F401
+
+        assert "tuned/offensiveness_mean" in summary
+    except ImportError:
+        assert "tuned/offensiveness_mean" not in summary
     with pytest.raises(JaxalignError, match="no restorable checkpoint"):
         restore_params(tmp_path / "nothing", None)
     # Export the trained checkpoint as a HF directory that transformers loads.
@@ -157,7 +163,7 @@ def test_sigkill_resume_matches_uninterrupted(tiny_tokenizer, prefs, tmp_path):
     overrides = [
         f"model.tokenizer={tiny_tokenizer}",
         f"data.prefs={prefs}",
-        "data.buckets=[32,48,64]",
+        "data.buckets=[32,64,96,128]",
         "data.max_prompt_len=40",
         "data.max_len=64",
         "train.steps=24",
@@ -261,10 +267,10 @@ def test_step_flops_breakdown(tiny_tokenizer):
     cfg = load_config(ROOT / "configs/train/tiny_cpu.yaml", [f"model.tokenizer={tiny_tokenizer}"])
     model, _ = build_model(cfg.model, None)
     n = 400 * 64 + 2 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 128 + 2 * 64) + 64  # tied embeddings
-    cached = step_flops(model, pairs=3, seq=32, reference_in_step=False)
+    cached = step_flops(model, rows=6, seq=32, reference_in_step=False)
     assert cached["policy"] == 6 * n * 2 * 3 * 32 and cached["reference"] == 0
     assert cached["attention"] == 12 * 2 * 64 * 32 * 32 / 2 * 6
-    in_step = step_flops(model, pairs=3, seq=32, reference_in_step=True)
+    in_step = step_flops(model, rows=6, seq=32, reference_in_step=True)
     assert in_step["reference"] == 2 * n * 2 * 3 * 32
     assert in_step["total"] == pytest.approx(sum(v for k, v in in_step.items() if k != "total"))
 

@@ -174,6 +174,9 @@ class ModelSpec:
     dtype: Literal["fp32", "bf16"] = "fp32"
     param_dtype: Literal["fp32", "bf16"] = "fp32"
     remat: Literal["none", "full"] = "none"
+    # Attention kernel for unmasked causal rows (data.layout=pairs, no packing): 'cudnn' is the
+    # fused flash kernel on NVIDIA GPUs (bf16/fp16 only); masked rows always use XLA.
+    attention: Literal["xla", "cudnn"] = "xla"
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,13 @@ class DataConfig:
     batch_size: int = field(default=8, metadata=_meta(ge=1))
     eval_batch_size: int = field(default=8, metadata=_meta(ge=1))
     conditioning: Literal["none", "system_prompt", "tag"] = "none"
+    # Row layout: 'shared_prompt' puts prompt, chosen and rejected in one row (the prompt is
+    # computed once; attention is masked so each response sees the prompt but not the other);
+    # 'pairs' gives chosen and rejected a row each (the prompt twice; plain causal attention).
+    layout: Literal["shared_prompt", "pairs"] = "shared_prompt"
+    # Pack several pairs into rows of `pack_len` tokens (segment ids keep them apart); the row
+    # count per batch is rounded up to a power of two. 0: one pair (or sequence) per row.
+    pack_len: int = field(default=0, metadata=_meta(ge=0))
     balance_groups: bool = False
     use_weights: bool = True
     use_soft_labels: bool = True

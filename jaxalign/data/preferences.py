@@ -1,10 +1,12 @@
-"""Preference records (from `prefs build`) -> tokenized pairs -> Grain batches [B, 2, T].
+"""Preference records (from `prefs build`) -> tokenized pairs -> Grain batches of rows.
 
 Each record is rendered with the model's chat template: the prompt (optionally stating the
 rater group) with a generation prompt, and each response as the assistant turn that follows.
 Prompts keep their last `max_prompt_len` tokens; responses are cut to fit `max_len`; pairs
-left with an empty response are dropped and counted. Batches are padded to a length bucket,
-so training compiles once per bucket. Order is a pure function of the seed (optionally
+left with an empty response are dropped and counted. A batch is a fixed number of pairs laid
+out as rows (`collate`): by default one row per pair holding the prompt once and both
+responses; optionally several pairs packed per row. Rows are padded to a length bucket (or the
+pack length), so training compiles once per bucket. Order is a pure function of the seed (optionally
 balanced across rater groups), and the Grain iterator state is saved with checkpoints.
 """
 
@@ -167,41 +169,172 @@ def bucket_len(n: int, buckets: tuple[int, ...]) -> int:
     """Smallest bucket >= n."""
     i = bisect.bisect_left(buckets, n)
     if i == len(buckets):
-        raise DataError(f"sequence of {n} tokens exceeds the largest bucket {buckets[-1]}")
+        raise DataError(
+            f"a row of {n} tokens exceeds the largest bucket {buckets[-1]}; add a larger "
+            "value to data.buckets (data.layout=shared_prompt rows hold the prompt and both "
+            "responses)"
+        )
     return buckets[i]
 
 
+# Per-token row arrays of a batch, and their padding values.
+ROW_FIELDS = ("tokens", "positions", "segment_ids", "branch", "prev", "loss_mask", "pair")
+
+
+def units(data: Encoded, i: int, layout: str) -> list[dict[str, np.ndarray]]:
+    """The token runs of pair `i` for one row layout, each a dict of ROW_FIELDS (minus pair/segment).
+
+    shared_prompt: one run [prompt | chosen | rejected]; the rejected response restarts its
+    positions after the prompt and is predicted from the prompt's last token (`prev`).
+    pairs: two runs [prompt | chosen] and [prompt | rejected].
+    Branch 1 marks chosen tokens, 2 rejected, 0 the shared prompt; `prev` is the in-run index of
+    the hidden state that predicts each token; loss_mask is 1 on response tokens.
+    """
+    p = data.prompt_len[i]
+    chosen, rejected = data.chosen[i], data.rejected[i]
+    if layout == "pairs":
+        out = []
+        for side, seq in ((1, chosen), (2, rejected)):
+            n = len(seq)
+            out.append(
+                {
+                    "tokens": seq,
+                    "positions": np.arange(n, dtype=np.int32),
+                    "branch": np.full(n, side, np.int32),
+                    "prev": np.maximum(np.arange(n, dtype=np.int32) - 1, 0),
+                    "loss_mask": (np.arange(n) >= p).astype(np.float32),
+                }
+            )
+        return out
+    c, r = len(chosen) - p, len(rejected) - p
+    n = p + c + r
+    prev = np.maximum(np.arange(n, dtype=np.int32) - 1, 0)
+    prev[p + c] = p - 1  # the first rejected token follows the prompt, not the chosen reply
+    return [
+        {
+            "tokens": np.concatenate([chosen, rejected[p:]]),
+            "positions": np.concatenate(
+                [np.arange(p + c, dtype=np.int32), p + np.arange(r, dtype=np.int32)]
+            ),
+            "branch": np.repeat(np.array([0, 1, 2], np.int32), [p, c, r]),
+            "prev": prev,
+            "loss_mask": np.repeat(np.array([0, 1, 1], np.float32), [p, c, r]),
+        }
+    ]
+
+
+def longest_run(data: Encoded, layout: str) -> int:
+    """Tokens of the longest run of `data` in `layout` (what a row must hold)."""
+    if not len(data):
+        return 0
+    if layout == "pairs":
+        return max(max(len(c), len(r)) for c, r in zip(data.chosen, data.rejected))
+    return max(len(c) + len(r) - p for c, r, p in zip(data.chosen, data.rejected, data.prompt_len))
+
+
+def _rows(lengths: list[int], pack_len: int) -> list[list[int]]:
+    """Unit indices per row: one unit a row, or first-fit packing into rows of pack_len."""
+    if not pack_len:
+        return [[u] for u in range(len(lengths))]
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for u, n in enumerate(lengths):
+        for r, free in enumerate(room):
+            if n <= free:
+                rows[r].append(u)
+                room[r] -= n
+                break
+        else:
+            rows.append([u])
+            room.append(pack_len - n)
+    return rows
+
+
+def _round_rows(n: int, multiple: int) -> int:
+    """Packed row count: the next power of two >= n, then a multiple of `multiple`."""
+    n = 1 << max(n - 1, 0).bit_length()
+    return -(-n // multiple) * multiple
+
+
 def collate(
-    data: Encoded, indices, buckets: tuple[int, ...], pad_id: int, ref_logps: np.ndarray | None
+    data: Encoded,
+    indices,
+    buckets: tuple[int, ...],
+    pad_id: int,
+    ref_logps: np.ndarray | None,
+    *,
+    layout: str = "shared_prompt",
+    pack_len: int = 0,
+    rows_multiple: int = 1,
+    process_index: int = 0,
+    process_count: int = 1,
 ) -> dict:
-    """Batch of pairs: tokens/loss_mask/segment_ids/positions [B, 2, T], per-pair fields [B]."""
+    """One batch of pairs as rows, this process's share of it.
+
+    Per-token fields [R, L] (ROW_FIELDS): `pair` is the batch slot (global across processes)
+    of the pair a token belongs to; segment ids number the runs in a row from 1 (0: padding).
+    Per-pair fields [B]: weights, soft_labels, groups, valid, index (and ref_logps [B, 2]).
+    Indices of -1 are filler slots (valid 0, no tokens). Every process builds the same plan,
+    so row counts and lengths agree across processes; each returns only its own slots' rows.
+    """
     indices = list(indices)
-    valid = np.array([i >= 0 for i in indices])
-    idx = [i if i >= 0 else indices[0] for i in indices]
-    t = bucket_len(max(max(len(data.chosen[i]), len(data.rejected[i])) for i in idx), buckets)
-    b = len(idx)
-    tokens = np.full((b, 2, t), pad_id, np.int32)
-    mask = np.zeros((b, 2, t), np.float32)
-    segments = np.zeros((b, 2, t), np.int32)
-    for row, i in enumerate(idx):
-        for side, seq in enumerate((data.chosen[i], data.rejected[i])):
-            tokens[row, side, : len(seq)] = seq
-            mask[row, side, data.prompt_len[i] : len(seq)] = 1.0
-            segments[row, side, : len(seq)] = 1
-    batch = {
-        "tokens": tokens,
-        "loss_mask": mask,
-        "segment_ids": segments,
-        "positions": np.broadcast_to(np.arange(t, dtype=np.int32), (b, 2, t)).copy(),
-        "weights": np.array([data.weight[i] for i in idx], np.float32) * valid,
-        "soft_labels": np.array([data.soft_label[i] for i in idx], np.float32),
-        "groups": np.array([data.group[i] for i in idx], np.int32),
-        "valid": valid.astype(np.float32),
-        "index": np.array(idx, np.int32),
+    if len(indices) % process_count:
+        raise DataError(
+            f"batch of {len(indices)} pairs does not split over {process_count} processes"
+        )
+    per = len(indices) // process_count
+    plans = []
+    for h in range(process_count):
+        runs = []
+        for slot in range(h * per, (h + 1) * per):
+            if indices[slot] >= 0:
+                runs += [(slot, u) for u in units(data, indices[slot], layout)]
+        plans.append(runs)
+    if pack_len:
+        longest = max((len(u["tokens"]) for runs in plans for _, u in runs), default=1)
+        if longest > pack_len:
+            raise DataError(
+                f"a pair needs {longest} tokens in one row but data.pack_len is {pack_len}"
+            )
+        layouts = [_rows([len(u["tokens"]) for _, u in runs], pack_len) for runs in plans]
+        n_rows = _round_rows(max(len(rows) for rows in layouts), rows_multiple)
+        width = pack_len
+    else:
+        layouts = [_rows([0] * len(runs), 0) for runs in plans]
+        n_rows = per * (2 if layout == "pairs" else 1)
+        width = bucket_len(
+            max((len(u["tokens"]) for runs in plans for _, u in runs), default=1), buckets
+        )
+    runs, rows = plans[process_index], layouts[process_index]
+    out = {
+        k: np.zeros((n_rows, width), np.float32 if k == "loss_mask" else np.int32)
+        for k in ROW_FIELDS
     }
+    out["tokens"][:] = pad_id
+    for r, members in enumerate(rows):
+        start = 0
+        for seg, u in enumerate(members, start=1):
+            slot, run = runs[u]
+            n = len(run["tokens"])
+            for k in ("tokens", "positions", "branch", "loss_mask"):
+                out[k][r, start : start + n] = run[k]
+            out["prev"][r, start : start + n] = run["prev"] + start
+            out["segment_ids"][r, start : start + n] = seg
+            out["pair"][r, start : start + n] = slot
+            start += n
+    mine = indices[process_index * per : (process_index + 1) * per]
+    valid = np.array([i >= 0 for i in mine])
+    idx = [i if i >= 0 else 0 for i in mine]
+    out.update(
+        weights=np.array([data.weight[i] for i in idx], np.float32) * valid,
+        soft_labels=np.array([data.soft_label[i] for i in idx], np.float32),
+        groups=np.array([data.group[i] for i in idx], np.int32),
+        valid=valid.astype(np.float32),
+        index=np.array(idx, np.int32),
+    )
     if ref_logps is not None:
-        batch["ref_logps"] = ref_logps[idx].astype(np.float32)
-    return batch
+        out["ref_logps"] = ref_logps[idx].astype(np.float32)
+    return out
 
 
 def epoch_order(data: Encoded, epoch: int, seed: int, balance_groups: bool) -> np.ndarray:
@@ -225,8 +358,12 @@ def train_dataset(
     buckets: tuple[int, ...],
     pad_id: int,
     ref_logps: np.ndarray | None = None,
+    **rows,
 ):
-    """A Grain MapDataset of `steps` training batches (deterministic, indexable, resumable)."""
+    """A Grain MapDataset of `steps` training batches (deterministic, indexable, resumable).
+
+    `rows` go to `collate` (layout, pack_len, rows_multiple, process_index, process_count).
+    """
     import grain
 
     order, epoch = [], 0
@@ -237,7 +374,7 @@ def train_dataset(
     return grain.MapDataset.source(order).batch(
         batch_size,
         drop_remainder=True,
-        batch_fn=lambda idx: collate(data, idx, buckets, pad_id, ref_logps),
+        batch_fn=lambda idx: collate(data, idx, buckets, pad_id, ref_logps, **rows),
     )
 
 
@@ -248,11 +385,12 @@ def eval_batches(
     buckets: tuple[int, ...],
     pad_id: int,
     ref_logps: np.ndarray | None = None,
+    **rows,
 ) -> list[dict]:
-    """Every example once, in order; the last batch is padded with invalid rows."""
+    """Every example once, in order; the last batch is padded with filler slots."""
     out = []
     for start in range(0, len(data), batch_size):
         idx = list(range(start, min(start + batch_size, len(data))))
         idx += [-1] * (batch_size - len(idx))
-        out.append(collate(data, idx, buckets, pad_id, ref_logps))
+        out.append(collate(data, idx, buckets, pad_id, ref_logps, **rows))
     return out

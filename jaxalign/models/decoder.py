@@ -112,8 +112,10 @@ class Linear(nnx.Module):
 class Attention(nnx.Module):
     """Grouped-query attention with RoPE, optional q/k norm and a KV cache."""
 
-    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs, mesh=None):
+    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs, mesh=None, implementation="xla"):
         self.mesh = mesh
+        self.implementation = implementation
+        self.window = cfg.sliding_window
         d, h, k, dh = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         self.q_proj = Linear(d, h * dh, cfg.attention_bias, dtype, rngs)
         self.k_proj = Linear(d, k * dh, cfg.attention_bias, dtype, rngs)
@@ -124,7 +126,8 @@ class Attention(nnx.Module):
         self.heads, self.kv_heads, self.head_dim = h, k, dh
 
     def __call__(self, x, cos, sin, mask, kv=None):
-        """x [B, T, D]; mask [B, 1, T, S]; kv = (cache_k, cache_v, index) for one layer or None."""
+        """x [B, T, D]; mask [B, 1, T, S], or None for plain causal attention over the row;
+        kv = (cache_k, cache_v, index) for one layer or None."""
         b, t, _ = x.shape
         q = self.q_proj(x).reshape(b, t, self.heads, self.head_dim)
         k = self.k_proj(x).reshape(b, t, self.kv_heads, self.head_dim)
@@ -139,9 +142,32 @@ class Attention(nnx.Module):
             k = jax.lax.dynamic_update_slice_in_dim(cache_k, k.astype(cache_k.dtype), index, axis=1)
             v = jax.lax.dynamic_update_slice_in_dim(cache_v, v.astype(cache_v.dtype), index, axis=1)
             new_kv = (k, v)
-        out = jax.nn.dot_product_attention(
-            q, k.astype(q.dtype), v.astype(q.dtype), mask=mask, scale=1.0 / math.sqrt(self.head_dim)
-        )
+        k, v = k.astype(q.dtype), v.astype(q.dtype)
+        scale = 1.0 / math.sqrt(self.head_dim)
+        if self.implementation == "cudnn" and kv is None:
+            # Fused flash kernel. Training rows are index-causal (a run's prompt and reply come
+            # in order), so causal skipping is exact; a mask adds segment/branch rules on top.
+            out = jax.nn.dot_product_attention(
+                q,
+                k,
+                v,
+                mask=mask,
+                scale=scale,
+                is_causal=True,
+                local_window_size=(self.window - 1, 0) if mask is None and self.window else None,
+                implementation="cudnn",
+            )
+        elif mask is None:
+            out = jax.nn.dot_product_attention(
+                q,
+                k,
+                v,
+                scale=scale,
+                is_causal=True,
+                local_window_size=(self.window - 1, 0) if self.window else None,
+            )
+        else:
+            out = jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale)
         return self.o_proj(out.reshape(b, t, self.heads * self.head_dim)), new_kv
 
 
@@ -165,9 +191,9 @@ class MLP(nnx.Module):
 class Block(nnx.Module):
     """Pre-norm transformer block."""
 
-    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs, mesh=None):
+    def __init__(self, cfg: ModelConfig, dtype, rngs: nnx.Rngs, mesh=None, attention="xla"):
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, dtype)
-        self.self_attn = Attention(cfg, dtype, rngs, mesh)
+        self.self_attn = Attention(cfg, dtype, rngs, mesh, attention)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, dtype)
         self.mlp = MLP(cfg, dtype, rngs, mesh)
 
@@ -177,11 +203,21 @@ class Block(nnx.Module):
         return x + self.mlp(self.post_attention_layernorm(x)), new_kv
 
 
-def attention_mask(q_pos, q_seg, k_pos, k_seg, window: int | None) -> jax.Array:
-    """[B, 1, Tq, Tk] boolean: causal by position, same non-zero segment, optional sliding window."""
+def attention_mask(
+    q_pos, q_seg, k_pos, k_seg, window: int | None, q_branch=None, k_branch=None
+) -> jax.Array:
+    """[B, 1, Tq, Tk] boolean: causal by position, same non-zero segment, optional sliding window.
+
+    Branches let several continuations share one prefix in a row (prompt, chosen, rejected):
+    a key in branch 0 (the shared prefix) is seen by every query of its segment, a key in
+    branch b > 0 only by queries of branch b.
+    """
     causal = k_pos[:, None, :] <= q_pos[:, :, None]
     same = (q_seg[:, :, None] == k_seg[:, None, :]) & (k_seg[:, None, :] != 0)
     mask = causal & same
+    if q_branch is not None:
+        kb = k_branch[:, None, :]
+        mask &= (kb == 0) | (kb == q_branch[:, :, None])
     if window is not None:
         mask &= q_pos[:, :, None] - k_pos[:, None, :] < window
     return mask[:, None]
@@ -197,11 +233,21 @@ class Decoder(nnx.Module):
         dtype=jnp.float32,
         param_dtype=jnp.float32,
         remat: str = "none",
+        attention: str = "xla",
         mesh=None,
         rngs: nnx.Rngs,
     ):
         if remat not in ("none", "full"):
             raise ValueError(f"remat={remat!r}; expected 'none' or 'full'")
+        if attention not in ("xla", "cudnn"):
+            raise ValueError(f"attention={attention!r}; expected 'xla' or 'cudnn'")
+        if attention == "cudnn" and (
+            jax.default_backend() != "gpu" or jnp.dtype(dtype) not in (jnp.bfloat16, jnp.float16)
+        ):
+            raise ValueError(
+                "attention='cudnn' needs an NVIDIA GPU and dtype bf16 or fp16 "
+                f"(backend {jax.default_backend()}, dtype {jnp.dtype(dtype).name})"
+            )
         self.config = cfg
         self.dtype = dtype
         self.remat = remat
@@ -209,7 +255,9 @@ class Decoder(nnx.Module):
             mesh  # activations are pinned to logical shardings on this mesh (None: no constraints)
         )
         self.embed_tokens = _init(rngs, (cfg.vocab_size, cfg.hidden_size), param_dtype)
-        self.layers = nnx.List([Block(cfg, param_dtype, rngs, mesh) for _ in range(cfg.num_layers)])
+        self.layers = nnx.List(
+            [Block(cfg, param_dtype, rngs, mesh, attention) for _ in range(cfg.num_layers)]
+        )
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype)
         self.lm_head = (
             None
@@ -221,8 +269,23 @@ class Decoder(nnx.Module):
         """[D, V] output projection (the embedding transposed when tied)."""
         return self.embed_tokens.get_value().T if self.lm_head is None else self.lm_head.get_value()
 
-    def hidden(self, tokens, positions=None, segment_ids=None, cache: KVCache | None = None):
-        """Final-normed hidden states [B, T, D] (and the updated cache when one is given)."""
+    def hidden(
+        self,
+        tokens,
+        positions=None,
+        segment_ids=None,
+        cache: KVCache | None = None,
+        *,
+        branch=None,
+        causal_only: bool = False,
+    ):
+        """Final-normed hidden states [B, T, D] (and the updated cache when one is given).
+
+        `branch` [B, T] (optional) marks shared-prefix rows (see `attention_mask`).
+        `causal_only=True` promises each row is one causal sequence, right-padded, with
+        positions 0..T-1: attention then needs no mask (and `model.attention='cudnn'` runs the
+        fused kernel); padding positions attend to earlier tokens but nothing reads them.
+        """
         b, t = tokens.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
@@ -231,9 +294,17 @@ class Decoder(nnx.Module):
         x = jnp.take(self.embed_tokens.get_value(), tokens, axis=0).astype(self.dtype)
         x = constrain(x, self.mesh, ("batch", None, None))
         cos, sin = rope_tables(self.config, positions, self.dtype)
-        if cache is None:
+        if cache is None and causal_only:
+            mask = None
+        elif cache is None:
             mask = attention_mask(
-                positions, segment_ids, positions, segment_ids, self.config.sliding_window
+                positions,
+                segment_ids,
+                positions,
+                segment_ids,
+                self.config.sliding_window,
+                branch,
+                branch,
             )
         else:
             mask, cache = self._cache_mask(cache, positions, segment_ids)

@@ -96,12 +96,19 @@ def build(
     param_dtype=jnp.float32,
     mesh=None,
     remat: str = "none",
+    attention: str = "xla",
     source: str = "",
 ) -> Decoder:
     """A Decoder whose parameters are `tensors` (HF names), each placed in its target sharding."""
     model = nnx.eval_shape(
         lambda: Decoder(
-            cfg, dtype=dtype, param_dtype=param_dtype, remat=remat, mesh=mesh, rngs=nnx.Rngs(0)
+            cfg,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            remat=remat,
+            attention=attention,
+            mesh=mesh,
+            rngs=nnx.Rngs(0),
         )
     )
     for name, param, transpose, axes in param_table(model):
@@ -144,6 +151,7 @@ def load_pretrained(
     param_dtype=None,
     mesh=None,
     remat: str = "none",
+    attention: str = "xla",
     tokenizer: bool = True,
 ):
     """(model, tokenizer) from a HF directory, a .gguf file or the bundled default (`smollm2`)."""
@@ -152,7 +160,14 @@ def load_pretrained(
     params = _dtype(param_dtype) if param_dtype is not None else compute
     cfg, tensors = read_source(file)
     model = build(
-        cfg, tensors, dtype=compute, param_dtype=params, mesh=mesh, remat=remat, source=str(file)
+        cfg,
+        tensors,
+        dtype=compute,
+        param_dtype=params,
+        mesh=mesh,
+        remat=remat,
+        attention=attention,
+        source=str(file),
     )
     return model, (load_tokenizer(file) if tokenizer else None)
 

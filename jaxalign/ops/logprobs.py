@@ -29,6 +29,8 @@ def token_logprobs(
         hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
         targets = jnp.pad(targets, ((0, 0), (0, pad)))
     n = (t + pad) // chunk
+    if n == 1:  # one chunk: nothing to save by recomputing its logits in the backward pass
+        return _chunk_logprobs(hidden, kernel, targets)[:, :t]
     hs = hidden.reshape(b, n, chunk, d).swapaxes(0, 1)
     ts = targets.reshape(b, n, chunk).swapaxes(0, 1)
     step = jax.checkpoint(lambda args: _chunk_logprobs(args[0], kernel, args[1]))

@@ -49,24 +49,40 @@ def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransfor
     return tx
 
 
-def pair_logps(model, batch: dict, chunk: int) -> tuple[jax.Array, jax.Array]:
-    """Summed response log-probs [B, 2] and response lengths [B, 2] of chosen/rejected."""
-    b, _, t = batch["tokens"].shape
-    flat = {
-        k: batch[k].reshape(2 * b, t) for k in ("tokens", "loss_mask", "segment_ids", "positions")
-    }
+def pair_logps(model, batch: dict, chunk: int, causal_only: bool = False):
+    """Summed response log-probs [B, 2] and response lengths [B, 2] of chosen/rejected.
+
+    `batch` holds rows (see `jaxalign.data.preferences.collate`): each token is predicted from
+    the hidden state at `prev` in its row, and response tokens are summed into their pair's
+    chosen (branch 1) or rejected (branch 2) slot.
+    """
+    tokens = batch["tokens"]
     hidden = model.hidden(
-        flat["tokens"][:, :-1], flat["positions"][:, :-1], flat["segment_ids"][:, :-1]
+        tokens,
+        batch["positions"],
+        batch["segment_ids"],
+        branch=None if causal_only else batch["branch"],
+        causal_only=causal_only,
     )
-    logp = token_logprobs(hidden, model.output_kernel(), flat["tokens"][:, 1:], chunk)
-    mask = flat["loss_mask"][:, 1:]
-    return (logp * mask).sum(-1).reshape(b, 2), mask.sum(-1).reshape(b, 2)
+    hidden = jnp.take_along_axis(hidden, batch["prev"][..., None], axis=1)
+    logp = token_logprobs(hidden, model.output_kernel(), tokens, chunk)
+    mask = batch["loss_mask"]
+    n = batch["valid"].shape[0]
+    slot = (batch["pair"] * 2 + jnp.clip(batch["branch"] - 1, 0, 1)).reshape(-1)
+    sums = jax.ops.segment_sum((logp * mask).reshape(-1), slot, num_segments=2 * n)
+    lengths = jax.ops.segment_sum(mask.reshape(-1), slot, num_segments=2 * n)
+    return sums.reshape(n, 2), lengths.reshape(n, 2)
+
+
+def causal_only(data: DataConfig) -> bool:
+    """Rows are plain causal sequences (no shared prompt, no packing): attention needs no mask."""
+    return data.layout == "pairs" and not data.pack_len
 
 
 def _loss(params, graphdef, batch, ref_logps, dpo: DPOConfig, data: DataConfig):
     """Mean DPO loss over valid pairs, and metrics."""
     model = nnx.merge(graphdef, params)
-    logps, lengths = pair_logps(model, batch, dpo.logprob_chunk)
+    logps, lengths = pair_logps(model, batch, dpo.logprob_chunk, causal_only(data))
     ref = jnp.zeros_like(logps) if ref_logps is None else jax.lax.stop_gradient(ref_logps)
     valid = batch["valid"]
     losses, metrics = dpo_loss(
@@ -97,7 +113,9 @@ def make_train_step(graphdef, tx, dpo: DPOConfig, data: DataConfig):
     def step(state, ref_params, batch):
         ref_logps = batch.get("ref_logps")
         if ref_params is not None:
-            ref_logps, _ = pair_logps(nnx.merge(graphdef, ref_params), batch, dpo.logprob_chunk)
+            ref_logps, _ = pair_logps(
+                nnx.merge(graphdef, ref_params), batch, dpo.logprob_chunk, causal_only(data)
+            )
         if dpo.reference == "none":
             ref_logps = None
         grads, metrics = jax.grad(_loss, has_aux=True)(
@@ -111,11 +129,11 @@ def make_train_step(graphdef, tx, dpo: DPOConfig, data: DataConfig):
     return step
 
 
-def make_logps_fn(graphdef, chunk: int):
+def make_logps_fn(graphdef, chunk: int, data: DataConfig):
     """jit(params, batch) -> summed response log-probs [B, 2] (reference caching, evaluation)."""
 
     @jax.jit
     def logps(params, batch):
-        return pair_logps(nnx.merge(graphdef, params), batch, chunk)
+        return pair_logps(nnx.merge(graphdef, params), batch, chunk, causal_only(data))
 
     return logps

@@ -17,12 +17,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
 from jaxalign import __version__
 from jaxalign.checkpoint import Checkpoints, abstract, git_commit
 from jaxalign.config import Config, ModelSpec, config_hash, dump, to_dict
-from jaxalign.data.preferences import Encoded, encode, eval_batches, read_records, train_dataset
+from jaxalign.data.preferences import (
+    Encoded,
+    bucket_len,
+    encode,
+    eval_batches,
+    longest_run,
+    read_records,
+    train_dataset,
+)
 from jaxalign.errors import JaxalignError
 from jaxalign.logging import MetricsWriter
 from jaxalign.models.config import ModelConfig
@@ -48,6 +57,7 @@ def build_model(spec: ModelSpec, mesh):
             param_dtype=spec.param_dtype,
             mesh=mesh,
             remat=spec.remat,
+            attention=spec.attention,
             tokenizer=not spec.tokenizer,
         )
         if spec.tokenizer:
@@ -80,6 +90,7 @@ def build_model(spec: ModelSpec, mesh):
         param_dtype=DTYPES[spec.param_dtype],
         mesh=mesh,
         remat=spec.remat,
+        attention=spec.attention,
         source="random init",
     )
     return model, tokenizer
@@ -93,14 +104,31 @@ def _pad_id(tokenizer) -> int:
     return 0
 
 
-def _batch_shardings(mesh, batch: dict) -> dict:
-    """Shard every batch array over its leading (batch) dimension."""
-    return {k: named(mesh, ("batch",) + (None,) * (v.ndim - 1), v.shape) for k, v in batch.items()}
-
-
 def _put(mesh, batch: dict) -> dict:
-    """Host batch -> device arrays sharded over the batch axis."""
-    return jax.device_put(batch, _batch_shardings(mesh, batch))
+    """This process's share of a batch -> global device arrays sharded over the batch axis.
+
+    Every array is split over its leading dimension (rows, or pair slots); with several
+    processes each contributes its own rows (`collate(process_index=...)`).
+    """
+    out = {}
+    for k, v in batch.items():
+        sharding = named(mesh, ("batch",) + (None,) * (v.ndim - 1), v.shape)
+        if jax.process_count() == 1:
+            out[k] = jax.device_put(v, sharding)
+        else:
+            out[k] = jax.make_array_from_process_local_data(sharding, v)
+    return out
+
+
+def row_options(cfg: Config, mesh) -> dict:
+    """`collate` options from the config, the mesh and this process."""
+    return {
+        "layout": cfg.data.layout,
+        "pack_len": cfg.data.pack_len,
+        "rows_multiple": int(mesh.shape["data"] * mesh.shape["fsdp"]) if mesh is not None else 1,
+        "process_index": jax.process_index(),
+        "process_count": jax.process_count(),
+    }
 
 
 def all_logps(params, data: Encoded, logps_fn, cfg: Config, mesh, pad_id: int):
@@ -108,13 +136,24 @@ def all_logps(params, data: Encoded, logps_fn, cfg: Config, mesh, pad_id: int):
     logps = np.zeros((len(data), 2), np.float32)
     lengths = np.ones((len(data), 2), np.float32)
     for batch in eval_batches(
-        data, batch_size=cfg.data.eval_batch_size, buckets=cfg.data.buckets, pad_id=pad_id
+        data,
+        batch_size=cfg.data.eval_batch_size,
+        buckets=cfg.data.buckets,
+        pad_id=pad_id,
+        **row_options(cfg, mesh),
     ):
-        lp, ln = logps_fn(params, _put(mesh, batch))
-        rows = np.asarray(batch["valid"]) > 0
-        logps[np.asarray(batch["index"])[rows]] = np.asarray(lp)[rows]
-        lengths[np.asarray(batch["index"])[rows]] = np.asarray(ln)[rows]
+        lp, ln = _gather(logps_fn(params, _put(mesh, batch)))
+        index, valid = _gather((batch["index"], batch["valid"] > 0))
+        logps[index[valid]] = lp[valid]
+        lengths[index[valid]] = ln[valid]
     return logps, lengths
+
+
+def _gather(tree):
+    """Numpy copies of global arrays (or of every process's host arrays, concatenated)."""
+    if jax.process_count() > 1:
+        tree = multihost_utils.process_allgather(tree, tiled=True)
+    return jax.tree.map(np.asarray, jax.device_get(tree))
 
 
 def reference_cache(
@@ -176,17 +215,17 @@ def _agreement(chosen: np.ndarray, rejected: np.ndarray, weights: np.ndarray) ->
     return float(np.average(hits, weights=weights))
 
 
-def step_flops(model, pairs: int, seq: int, reference_in_step: bool) -> dict[str, float]:
-    """FLOPs of one DPO step on a [pairs, 2, seq] batch, by part.
+def step_flops(model, rows: int, seq: int, reference_in_step: bool) -> dict[str, float]:
+    """FLOPs of one DPO step on a batch of `rows` rows of `seq` tokens, by part.
 
     Policy forward + backward 6 N per token, reference forward 2 N per token (when it runs in
-    the step), causal attention 12 L d T^2 / 2 per sequence for forward + backward (a third of
-    that for the reference forward). Padding tokens count: they are computed.
+    the step), causal attention 12 L d T^2 / 2 per row for forward + backward (a third of that
+    for the reference forward). Padding tokens count: they are computed.
     """
     n = sum(int(np.prod(p.get_value().shape)) for _, p, _, _ in param_table(model))
     cfg = model.config
-    tokens = 2 * pairs * seq
-    attention = 12 * cfg.num_layers * cfg.num_heads * cfg.head_dim * seq * seq / 2 * (2 * pairs)
+    tokens = rows * seq
+    attention = 12 * cfg.num_layers * cfg.num_heads * cfg.head_dim * seq * seq / 2 * rows
     parts = {
         "policy": 6.0 * n * tokens,
         "attention": attention + (attention / 3 if reference_in_step else 0.0),
@@ -225,8 +264,15 @@ def train(cfg: Config, progress: bool = True) -> dict:
         )
     if not len(enc["train"]):
         raise JaxalignError(f"{cfg.data.prefs}: no training pairs (split 'train' is empty)")
+    longest = max(longest_run(e, cfg.data.layout) for e in enc.values())
+    if cfg.data.pack_len and longest > cfg.data.pack_len:
+        raise JaxalignError(
+            f"{cfg.data.prefs}: a pair needs {longest} tokens in one row (data.layout="
+            f"{cfg.data.layout}) but data.pack_len is {cfg.data.pack_len}"
+        )
+    bucket_len(longest, cfg.data.buckets)  # fails now, not in the middle of training
     graphdef, params = nnx.split(model)
-    logps_fn = make_logps_fn(graphdef, cfg.dpo.logprob_chunk)
+    logps_fn = make_logps_fn(graphdef, cfg.dpo.logprob_chunk, cfg.data)
     ref_params, ref_cache = None, {"train": None, "validation": None}
     if cfg.dpo.reference == "model":
         ref_params = jax.tree.map(jnp.copy, params)
@@ -248,6 +294,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
         buckets=cfg.data.buckets,
         pad_id=pad_id,
         ref_logps=ref_cache["train"],
+        **row_options(cfg, mesh),
     )
     iterator = iter(dataset.to_iter_dataset())
     start = 0
@@ -283,9 +330,9 @@ def train(cfg: Config, progress: bool = True) -> dict:
     try:
         for step in range(start, cfg.train.steps):
             host = next(iterator)
-            tokens = float(host["segment_ids"].sum())
-            pairs, _, seq = host["tokens"].shape
-            flops = step_flops(model, pairs, seq, cfg.dpo.reference == "model")
+            tokens = float((host["segment_ids"] > 0).sum()) * jax.process_count()
+            rows, seq = host["tokens"].shape
+            flops = step_flops(model, rows * jax.process_count(), seq, cfg.dpo.reference == "model")
             t0 = time.perf_counter()
             state, metrics = step_fn(state, ref_params, _put(mesh, host))
             if pending is not None:
