@@ -41,7 +41,7 @@ from jaxalign.models.config import ModelConfig
 from jaxalign.models.loading import DTYPES, build, random_tensors
 from jaxalign.models.weights import param_table
 from jaxalign.sharding import make_mesh
-from jaxalign.train.dpo import make_optimizer, make_train_step
+from jaxalign.train.dpo import frozen_reference, make_optimizer, make_train_step
 from jaxalign.train.loop import step_flops
 
 SHAPES = {  # the reference script's shapes: (hidden, layers, heads, kv_heads, ffn, vocab, tie)
@@ -110,7 +110,7 @@ def jax_step_seconds(model, data: Encoded, layout: str, steps: int, reference: s
     ref = np.zeros((len(data), 2), np.float32) if reference == "cache" else None
     host = collate(data, range(len(data)), (width,), 0, ref, layout=layout)
     batch = jax.device_put(host)
-    ref_params = jax.tree.map(jnp.copy, params) if reference == "model" else None
+    ref_params = frozen_reference(params, model.dtype) if reference == "model" else None
     state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
     times = []
     for i in range(steps + 2):
@@ -120,6 +120,13 @@ def jax_step_seconds(model, data: Encoded, layout: str, steps: int, reference: s
         if i >= 2:
             times.append(time.perf_counter() - t0)
     return statistics.median(times), host["tokens"].shape
+
+
+def peak_gib() -> str:
+    """' (N GiB peak)' of the accelerator so far in this process, where the backend reports it."""
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return f" ({peak / 2**30:.2f} GiB peak so far)" if peak else ""
 
 
 def flops(cfg: ModelConfig, pairs: int, seq: int, n_params: int) -> float:
@@ -216,7 +223,8 @@ def main() -> None:
             mfu = work / seconds / (a.peak_tflops * 1e12)
             hw = step_flops(model, n_rows, width, reference == "model")["total"]
             hfu = hw / seconds / (a.peak_tflops * 1e12)
-        rows.append((f"{name}, rows {n_rows} x {width}", seconds, tokens / seconds, mfu, hfu))
+        label = f"{name}, rows {n_rows} x {width}{peak_gib()}"
+        rows.append((label, seconds, tokens / seconds, mfu, hfu))
     torch_tps = next((r[2] for r in rows if r[0].startswith("torch+transformers ")), None)
     torch_tps = torch_tps or next((r[2] for r in rows if r[0] == "torch+transformers"), None)
     lines = [

@@ -45,7 +45,12 @@ from jaxalign.models.loading import (
 )
 from jaxalign.models.weights import param_table
 from jaxalign.sharding import make_mesh, named
-from jaxalign.train.dpo import make_logps_fn, make_optimizer, make_train_step
+from jaxalign.train.dpo import (
+    frozen_reference,
+    make_logps_fn,
+    make_optimizer,
+    make_train_step,
+)
 
 
 def build_model(spec: ModelSpec, mesh):
@@ -275,7 +280,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
     logps_fn = make_logps_fn(graphdef, cfg.dpo.logprob_chunk, cfg.data)
     ref_params, ref_cache = None, {"train": None, "validation": None}
     if cfg.dpo.reference == "model":
-        ref_params = jax.tree.map(jnp.copy, params)
+        ref_params = frozen_reference(params, model.dtype)
     elif cfg.dpo.reference == "cache":
         ref_cache = {
             s: reference_cache(cfg, s, enc[s], params, logps_fn, mesh, pad_id) for s in enc
