@@ -131,8 +131,9 @@ def make_train_step(graphdef, tx, dpo: DPOConfig, data: DataConfig):
 
 def frozen_reference(params, compute_dtype):
     """A copy of `params` in the compute dtype: the model casts every weight to it at use, so
-    the reference gives the same log-probs from half the memory (bf16) and no per-step casts."""
-    return jax.tree.map(lambda p: jnp.asarray(p, compute_dtype), params)
+    the reference gives the same log-probs from half the memory (bf16) and no per-step casts.
+    Always a copy: the train step donates the policy's buffers."""
+    return jax.tree.map(lambda p: jnp.array(p, compute_dtype, copy=True), params)
 
 
 def make_logps_fn(graphdef, chunk: int, data: DataConfig):
