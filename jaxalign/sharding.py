@@ -69,6 +69,15 @@ def named(mesh: Mesh, logical: tuple[str | None, ...], shape: tuple[int, ...]) -
     return NamedSharding(mesh, spec_for(mesh, logical, shape))
 
 
+def pinned(tree, mesh: Mesh):
+    """Shardings for a pytree of arrays on `mesh`: each array's own NamedSharding, replicated for
+    the rest (scalars and optimizer counters created on one device)."""
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return jax.tree.map(
+        lambda x: x.sharding if isinstance(x.sharding, NamedSharding) else replicated, tree
+    )
+
+
 def put(array: np.ndarray, sharding: NamedSharding | None, dtype) -> jax.Array:
     """Place a host array (possibly a memmap) straight into its target sharding, shard by shard."""
     if sharding is None:

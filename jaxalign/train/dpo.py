@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxalign.config import DataConfig, DPOConfig, OptimConfig
 from jaxalign.losses import dpo_loss
@@ -106,10 +107,19 @@ def _loss(params, graphdef, batch, ref_logps, dpo: DPOConfig, data: DataConfig):
     return loss, {"loss": loss, **metrics}
 
 
-def make_train_step(graphdef, tx, dpo: DPOConfig, data: DataConfig):
-    """jit(state, ref_params | None, batch) -> (state, metrics); the state is donated."""
+def make_train_step(graphdef, tx, dpo: DPOConfig, data: DataConfig, state_shardings=None):
+    """jit(state, ref_params | None, batch) -> (state, metrics); the state is donated.
 
-    @partial(jax.jit, donate_argnums=(0,))
+    With `state_shardings` (see `jaxalign.sharding.pinned`) the new state is pinned to the
+    same shardings as the old one, so the donated buffers are reused step after step and the
+    layout cannot drift.
+    """
+    out_shardings = None
+    if state_shardings is not None:
+        mesh = jax.tree.leaves(state_shardings)[0].mesh
+        out_shardings = (state_shardings, NamedSharding(mesh, PartitionSpec()))
+
+    @partial(jax.jit, donate_argnums=(0,), out_shardings=out_shardings)
     def step(state, ref_params, batch):
         ref_logps = batch.get("ref_logps")
         if ref_params is not None:

@@ -44,7 +44,7 @@ from jaxalign.models.loading import (
     resolve,
 )
 from jaxalign.models.weights import param_table
-from jaxalign.sharding import make_mesh, named
+from jaxalign.sharding import make_mesh, named, pinned
 from jaxalign.train.dpo import (
     frozen_reference,
     make_logps_fn,
@@ -287,6 +287,8 @@ def train(cfg: Config, progress: bool = True) -> dict:
         }
     tx = make_optimizer(cfg.optim, max(cfg.train.steps // cfg.optim.grad_accum, 1))
     state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+    shardings = pinned(state, mesh)
+    state = jax.device_put(state, shardings)
     checkpoints = Checkpoints(
         run_dir, cfg.train.keep_checkpoints, cfg.train.best_metric, cfg.train.async_checkpoints
     )
@@ -307,7 +309,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
     if restored is not None:
         start, state, data_state, _ = restored
         iterator.set_state(data_state["iterator"])
-    step_fn = make_train_step(graphdef, tx, cfg.dpo, cfg.data)
+    step_fn = make_train_step(graphdef, tx, cfg.dpo, cfg.data, shardings)
     writer = MetricsWriter(run_dir)
     meta = {
         "jaxalign_version": __version__,
