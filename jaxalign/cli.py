@@ -276,6 +276,14 @@ def cmd_train(args) -> int:
         if k.startswith(("base/", "eval/")) and "/" in k
     }
     print(f"trained {results['step']} steps in {cfg.train.run_dir}; " + json.dumps(shown))
+    for split in ("train", "validation"):
+        counts = {
+            k.rsplit("/", 1)[1]: int(v)
+            for k, v in results.items()
+            if k.startswith(f"data/{split}/")
+        }
+        if counts:
+            print(f"  data {split}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
 

@@ -198,7 +198,7 @@ def test_epoch_order_is_seeded_and_balances_groups():
     assert groups[::2].tolist() == [0] * 8 and groups[1::2].tolist() == [1] * 8
 
 
-def test_layouts_train_to_the_same_losses(tiny_tokenizer, tmp_path):
+def test_layouts_train_to_the_same_losses(tiny_tokenizer, tmp_path, caplog):
     from pathlib import Path
 
     from jaxalign.train.loop import train
@@ -231,9 +231,32 @@ def test_layouts_train_to_the_same_losses(tiny_tokenizer, tmp_path):
         losses[name] = [r["train/loss"] for r in rows if "train/loss" in r] + [
             results["eval/rewards/margins"]
         ]
+        assert results["data/train/pairs"] == 36 and results["data/validation/pairs"] == 12
     assert len(losses["shared"]) == 4
     np.testing.assert_allclose(losses["pairs"], losses["shared"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(losses["packed"], losses["shared"], rtol=1e-4, atol=1e-5)
+    # truncation is counted in the results and reported once per split
+    caplog.set_level("WARNING", logger="jaxalign")
+    cfg = load_config(
+        Path(__file__).resolve().parent.parent / "configs/train/tiny_cpu.yaml",
+        [
+            f"model.tokenizer={tiny_tokenizer}",
+            f"data.prefs={prefs}",
+            f"train.run_dir={tmp_path / 'cut'}",
+            "data.max_prompt_len=12",
+            "data.max_len=16",
+            "train.steps=1",
+            "train.async_checkpoints=false",
+            "train.mesh_devices=1",
+        ],
+    )
+    results = train(cfg, progress=False)
+    assert results["data/train/prompt_truncated"] == 36
+    assert results["data/train/response_truncated"] > 0
+    assert any(
+        "(train): prompt truncated 36" in r.getMessage() and "data.max_len=16" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_reference_in_compute_dtype_gives_identical_log_probs():

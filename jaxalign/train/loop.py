@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -51,6 +52,8 @@ from jaxalign.train.dpo import (
     make_optimizer,
     make_train_step,
 )
+
+log = logging.getLogger("jaxalign")
 
 
 def build_model(spec: ModelSpec, mesh):
@@ -136,17 +139,18 @@ def row_options(cfg: Config, mesh) -> dict:
     }
 
 
-def all_logps(params, data: Encoded, logps_fn, cfg: Config, mesh, pad_id: int):
+def all_logps(params, data: Encoded, logps_fn, cfg: Config, mesh, pad_id: int, desc="log-probs"):
     """Summed response log-probs [N, 2] and response lengths [N, 2] of every pair in `data`."""
     logps = np.zeros((len(data), 2), np.float32)
     lengths = np.ones((len(data), 2), np.float32)
-    for batch in eval_batches(
+    batches = eval_batches(
         data,
         batch_size=cfg.data.eval_batch_size,
         buckets=cfg.data.buckets,
         pad_id=pad_id,
         **row_options(cfg, mesh),
-    ):
+    )
+    for batch in tqdm(batches, desc=desc, unit="batch", leave=False, disable=None):
         lp, ln = _gather(logps_fn(params, _put(mesh, batch)))
         index, valid = _gather((batch["index"], batch["valid"] > 0))
         logps[index[valid]] = lp[valid]
@@ -176,7 +180,7 @@ def reference_cache(
         cached = np.load(path)
         if cached.shape == (len(data), 2):
             return cached
-    out, _ = all_logps(params, data, logps_fn, cfg, mesh, pad_id)
+    out, _ = all_logps(params, data, logps_fn, cfg, mesh, pad_id, f"reference {split}")
     tmp = path.with_name(path.name + ".tmp.npy")
     np.save(tmp, out)
     tmp.replace(path)
@@ -193,7 +197,7 @@ def evaluate(
     """
     if not len(data):
         return {}
-    logps, lengths = all_logps(params, data, logps_fn, cfg, mesh, pad_id)
+    logps, lengths = all_logps(params, data, logps_fn, cfg, mesh, pad_id, "evaluate")
     rewards = cfg.dpo.beta * (logps - (ref if ref is not None else 0.0))
     groups = np.asarray(data.group)
     weights = np.asarray(data.weight, np.float64)
@@ -269,6 +273,19 @@ def train(cfg: Config, progress: bool = True) -> dict:
         )
     if not len(enc["train"]):
         raise JaxalignError(f"{cfg.data.prefs}: no training pairs (split 'train' is empty)")
+    data_stats = {f"data/{s}/{k}": float(v) for s, e in enc.items() for k, v in e.counts.items()}
+    for split, e in enc.items():
+        cut = {k: v for k, v in e.counts.items() if k != "pairs" and v}
+        if cut:
+            log.warning(
+                "%s (%s): %s of %d pairs (data.max_prompt_len=%d, data.max_len=%d)",
+                cfg.data.prefs,
+                split,
+                ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in cut.items()),
+                e.counts["pairs"] + e.counts["dropped_empty_response"],
+                cfg.data.max_prompt_len,
+                cfg.data.max_len,
+            )
     longest = max(longest_run(e, cfg.data.layout) for e in enc.values())
     if cfg.data.pack_len and longest > cfg.data.pack_len:
         raise JaxalignError(
@@ -319,13 +336,13 @@ def train(cfg: Config, progress: bool = True) -> dict:
         "devices": jax.device_count(),
         "run_id": config_hash(cfg),
     }
-    results: dict = {}
+    results: dict = dict(data_stats)
     if start == 0:
         base = evaluate(
             params, enc["validation"], ref_cache["validation"], logps_fn, cfg, mesh, pad_id
         )
         results.update({k.replace("eval/", "base/"): v for k, v in base.items()})
-        writer.write(0, results)
+        writer.write(0, results)  # data counts and base evaluations
     pending = None
     bar = tqdm(
         total=cfg.train.steps,
