@@ -11,6 +11,7 @@
 #   (../shared does not travel to the device machine; the bundled SmolLM2 GGUF is too large to
 #   carry, so the model-layer bench uses the SmolLM2 shape with random weights there.)
 # Run there with carry [".whl", ".bench"]:  bash scripts/bench_gpu.sh
+# STAGES="models compat_tests" bash scripts/bench_gpu.sh runs only the named stages (default: all).
 # Writes the bench_dpo_gpu_1b, bench_dpo_gpu_05b and bench_models_gpu sections of
 # docs/BENCHMARKS.md and copies that file and the logs to $OUT.
 set -uo pipefail
@@ -26,8 +27,10 @@ fi
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv || true
 python3 -c "import jax, flax, optax, orbax.checkpoint as o, torch, transformers; print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', optax.__version__, 'orbax', o.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"
+STAGES="${STAGES:-dpo_1b dpo_05b models compat_tests}"
 stage() {  # name, seconds, command...
   local name=$1 limit=$2; shift 2
+  case " $STAGES " in *" $name "*) ;; *) echo "=== $name: skipped"; return 0 ;; esac
   local t0=$SECONDS
   echo "=== $name (limit ${limit}s)"
   timeout "$limit" "$@" >"$OUTDIR/$name.log" 2>&1
@@ -48,7 +51,7 @@ stage dpo_05b 120 env XLA_PYTHON_CLIENT_MEM_FRACTION=0.92 python3 scripts/bench_
   --prompt 256 --dtype bf16 --steps 3 --attention cudnn --layouts pairs --references model \
   --peak-tflops 989 --section bench_dpo_gpu_05b --write docs/BENCHMARKS.md
 # 3. Model layer beside transformers (SmolLM2 shape, random weights): forward, fwd+bwd, decode.
-stage models 100 env XLA_PYTHON_CLIENT_MEM_FRACTION=0.5 python3 scripts/bench_models.py --random \
+stage models "${MODELS_LIMIT:-100}" env XLA_PYTHON_CLIENT_MEM_FRACTION=0.5 python3 scripts/bench_models.py --random \
   --dtype bf16 --batch 8 --seq 1024 --decode-batches 1,64 --new-tokens 32 --repeats 3 \
   --section bench_models_gpu --write docs/BENCHMARKS.md
 # 4. The image's versions (jax/flax/optax/orbax/transformers) against the CPU test suite's core.
