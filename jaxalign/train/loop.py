@@ -182,8 +182,9 @@ def reference_cache(
             return cached
     out, _ = all_logps(params, data, logps_fn, cfg, mesh, pad_id, f"reference {split}")
     tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, out)
-    tmp.replace(path)
+    if jax.process_index() == 0:  # every process computed it; one writes (shared filesystem)
+        np.save(tmp, out)
+        tmp.replace(path)
     return out
 
 
@@ -252,7 +253,9 @@ def train(cfg: Config, progress: bool = True) -> dict:
         )
     run_dir = Path(cfg.train.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(f"# run id {config_hash(cfg)}\n" + dump(cfg))
+    primary = jax.process_index() == 0  # run-directory files are written by process 0
+    if primary:
+        (run_dir / "config.yaml").write_text(f"# run id {config_hash(cfg)}\n" + dump(cfg))
     devices = jax.devices()[: cfg.train.mesh_devices] if cfg.train.mesh_devices else None
     try:
         mesh = make_mesh(cfg.train.mesh_data, cfg.train.mesh_fsdp, cfg.train.mesh_tensor, devices)
@@ -399,7 +402,8 @@ def train(cfg: Config, progress: bool = True) -> dict:
         writer.close()
         checkpoints.close()
     results["step"] = cfg.train.steps
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    if primary:
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results
 
 
