@@ -254,7 +254,8 @@ def test_layouts_train_to_the_same_losses(tiny_tokenizer, tmp_path, caplog):
     assert results["data/train/prompt_truncated"] == 36
     assert results["data/train/response_truncated"] > 0
     assert any(
-        "(train): prompt truncated 36" in r.getMessage() and "data.max_len=16" in r.getMessage()
+        "(train), 36 pairs: prompt truncated 36" in r.getMessage()
+        and "data.max_len=16" in r.getMessage()
         for r in caplog.records
     )
 

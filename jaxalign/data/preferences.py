@@ -89,7 +89,7 @@ class Encoded:
         default_factory=lambda: {
             "pairs": 0,
             "prompt_truncated": 0,
-            "response_truncated": 0,
+            "response_truncated": 0,  # responses (chosen and rejected counted apart)
             "dropped_empty_response": 0,
         }
     )

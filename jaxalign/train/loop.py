@@ -281,11 +281,11 @@ def train(cfg: Config, progress: bool = True) -> dict:
         cut = {k: v for k, v in e.counts.items() if k != "pairs" and v}
         if cut:
             log.warning(
-                "%s (%s): %s of %d pairs (data.max_prompt_len=%d, data.max_len=%d)",
+                "%s (%s), %d pairs: %s (data.max_prompt_len=%d, data.max_len=%d)",
                 cfg.data.prefs,
                 split,
-                ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in cut.items()),
                 e.counts["pairs"] + e.counts["dropped_empty_response"],
+                ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in cut.items()),
                 cfg.data.max_prompt_len,
                 cfg.data.max_len,
             )
