@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jax
 import jax.numpy as jnp
 import numpy as np
-from benchlib import machine, write_section
+from benchlib import SHAPES, machine, shape_config, write_section
 from flax import nnx
 
 from jaxalign.config import DataConfig, DPOConfig, OptimConfig
@@ -44,29 +44,10 @@ from jaxalign.sharding import make_mesh
 from jaxalign.train.dpo import frozen_reference, make_optimizer, make_train_step
 from jaxalign.train.loop import step_flops
 
-SHAPES = {  # the reference script's shapes: (hidden, layers, heads, kv_heads, ffn, vocab, tie)
-    "smollm2-135m": (576, 30, 9, 3, 1536, 49152, True),
-    "qwen2.5-0.5b-like": (896, 24, 14, 2, 4864, 151936, True),
-    "llama-1b": (2048, 16, 32, 8, 8192, 128256, True),
-    "llama-3b": (3072, 28, 24, 8, 8192, 128256, True),
-}
-
 
 def random_model(shape: str, dtype: str, remat: str, mesh, attention: str = "xla"):
     """A Llama of the named shape with N(0, 0.02) weights, placed on `mesh`."""
-    d, layers, h, kv, ff, vocab, tie = SHAPES[shape]
-    cfg = ModelConfig(
-        family="llama",
-        vocab_size=vocab,
-        hidden_size=d,
-        intermediate_size=ff,
-        num_layers=layers,
-        num_heads=h,
-        num_kv_heads=kv,
-        head_dim=d // h,
-        tie_word_embeddings=tie,
-        rms_norm_eps=1e-6,
-    )
+    cfg = shape_config(shape)
     tensors = random_tensors(cfg)
     # fp32 master weights, compute in the requested dtype (as the reference's autocast does)
     return build(

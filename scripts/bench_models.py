@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jax
 import jax.numpy as jnp
 import numpy as np
-from benchlib import machine, write_section
+from benchlib import machine, shape_config, write_section
 from flax import nnx
 
 from jaxalign.models import export_hf, load_pretrained
@@ -170,21 +170,9 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.random:
-        from jaxalign.models.config import ModelConfig
         from jaxalign.models.loading import DTYPES, build, random_tensors
 
-        cfg = ModelConfig(
-            family="llama",
-            vocab_size=49152,
-            hidden_size=576,
-            intermediate_size=1536,
-            num_layers=30,
-            num_heads=9,
-            num_kv_heads=3,
-            head_dim=64,
-            tie_word_embeddings=True,
-            rms_norm_eps=1e-5,
-        )
+        cfg = shape_config("smollm2-135m", rms_norm_eps=1e-5)  # SmolLM2-135M's own epsilon
         model = build(
             cfg, random_tensors(cfg), dtype=DTYPES[args.dtype], param_dtype=DTYPES[args.dtype]
         )

@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: machine description and BENCHMARKS.md sections."""
+"""Helpers shared by the benchmark scripts: model shapes, machine description, BENCHMARKS.md
+sections."""
 
 from __future__ import annotations
 
@@ -6,6 +7,32 @@ import os
 import platform
 from importlib import metadata
 from pathlib import Path
+
+SHAPES = {  # the torch reference script's shapes: (hidden, layers, heads, kv_heads, ffn, vocab, tie)
+    "smollm2-135m": (576, 30, 9, 3, 1536, 49152, True),
+    "qwen2.5-0.5b-like": (896, 24, 14, 2, 4864, 151936, True),
+    "llama-1b": (2048, 16, 32, 8, 8192, 128256, True),
+    "llama-3b": (3072, 28, 24, 8, 8192, 128256, True),
+}
+
+
+def shape_config(shape: str, rms_norm_eps: float = 1e-6):
+    """A Llama ModelConfig of one of SHAPES (imported here: bench_survey stays free of jax)."""
+    from jaxalign.models.config import ModelConfig
+
+    d, layers, h, kv, ff, vocab, tie = SHAPES[shape]
+    return ModelConfig(
+        family="llama",
+        vocab_size=vocab,
+        hidden_size=d,
+        intermediate_size=ff,
+        num_layers=layers,
+        num_heads=h,
+        num_kv_heads=kv,
+        head_dim=d // h,
+        tie_word_embeddings=tie,
+        rms_norm_eps=rms_norm_eps,
+    )
 
 
 def machine(libs: tuple[str, ...]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # Before jax is imported anywhere: sharding tests run on 8 simulated CPU devices.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
@@ -57,6 +58,30 @@ def tiny_tokenizer(tmp_path_factory):
     out = tmp_path_factory.mktemp("tokenizer")
     fast.save_pretrained(out)
     return out
+
+
+TINY_CPU = Path(__file__).resolve().parent.parent / "configs" / "train" / "tiny_cpu.yaml"
+
+
+def tiny_config(tokenizer, prefs, run_dir, *extra):
+    """The tiny CPU training config on the test tokenizer and a small preference file."""
+    from jaxalign.config import load_config
+
+    return load_config(
+        TINY_CPU,
+        [
+            f"model.tokenizer={tokenizer}",
+            f"data.prefs={prefs}",
+            f"train.run_dir={run_dir}",
+            "data.buckets=[32,64,96,128]",
+            "data.max_prompt_len=40",
+            "data.max_len=64",
+            "data.batch_size=8",
+            "train.async_checkpoints=false",
+            "train.mesh_devices=1",
+            *extra,
+        ],
+    )
 
 
 def write_learnable_prefs(path, n_topics: int = 12, variants: int = 4):

@@ -8,10 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import write_learnable_prefs
+from conftest import tiny_config, write_learnable_prefs
 from flax import nnx
 
-from jaxalign.config import load_config
 from jaxalign.data.preferences import (
     Encoded,
     collate,
@@ -44,19 +43,22 @@ def random_pairs(n: int, seed: int = 0) -> Encoded:
     return data
 
 
+SMALL = dict(
+    family="llama",
+    vocab_size=50,
+    hidden_size=32,
+    intermediate_size=64,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=8,
+    tie_word_embeddings=False,
+)
+
+
 @pytest.fixture(scope="module")
 def model():
-    cfg = ModelConfig(
-        family="llama",
-        vocab_size=50,
-        hidden_size=32,
-        intermediate_size=64,
-        num_layers=2,
-        num_heads=4,
-        num_kv_heads=2,
-        head_dim=8,
-        tie_word_embeddings=False,
-    )
+    cfg = ModelConfig(**SMALL)
     return build(cfg, random_tensors(cfg, seed=3, scale=0.3))
 
 
@@ -199,7 +201,6 @@ def test_epoch_order_is_seeded_and_balances_groups():
 
 
 def test_layouts_train_to_the_same_losses(tiny_tokenizer, tmp_path, caplog):
-    from pathlib import Path
 
     from jaxalign.train.loop import train
 
@@ -210,21 +211,8 @@ def test_layouts_train_to_the_same_losses(tiny_tokenizer, tmp_path, caplog):
         ("pairs", ["data.layout=pairs"]),
         ("packed", ["data.pack_len=128"]),
     ):
-        cfg = load_config(
-            Path(__file__).resolve().parent.parent / "configs/train/tiny_cpu.yaml",
-            [
-                f"model.tokenizer={tiny_tokenizer}",
-                f"data.prefs={prefs}",
-                f"train.run_dir={tmp_path / name}",
-                "data.buckets=[32,64,96,128]",
-                "data.max_prompt_len=40",
-                "data.max_len=64",
-                "train.steps=3",
-                "train.async_checkpoints=false",
-                "train.mesh_devices=1",
-                "dpo.reference=model",
-                *extra,
-            ],
+        cfg = tiny_config(
+            tiny_tokenizer, prefs, tmp_path / name, "train.steps=3", "dpo.reference=model", *extra
         )
         results = train(cfg, progress=False)
         rows = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
@@ -237,18 +225,13 @@ def test_layouts_train_to_the_same_losses(tiny_tokenizer, tmp_path, caplog):
     np.testing.assert_allclose(losses["packed"], losses["shared"], rtol=1e-4, atol=1e-5)
     # truncation is counted in the results and reported once per split
     caplog.set_level("WARNING", logger="jaxalign")
-    cfg = load_config(
-        Path(__file__).resolve().parent.parent / "configs/train/tiny_cpu.yaml",
-        [
-            f"model.tokenizer={tiny_tokenizer}",
-            f"data.prefs={prefs}",
-            f"train.run_dir={tmp_path / 'cut'}",
-            "data.max_prompt_len=12",
-            "data.max_len=16",
-            "train.steps=1",
-            "train.async_checkpoints=false",
-            "train.mesh_devices=1",
-        ],
+    cfg = tiny_config(
+        tiny_tokenizer,
+        prefs,
+        tmp_path / "cut",
+        "data.max_prompt_len=12",
+        "data.max_len=16",
+        "train.steps=1",
     )
     results = train(cfg, progress=False)
     assert results["data/train/prompt_truncated"] == 36
@@ -264,16 +247,7 @@ def test_reference_in_compute_dtype_gives_identical_log_probs():
     from jaxalign.train.dpo import frozen_reference
 
     cfg = ModelConfig(
-        family="qwen2",
-        vocab_size=50,
-        hidden_size=32,
-        intermediate_size=64,
-        num_layers=2,
-        num_heads=4,
-        num_kv_heads=2,
-        head_dim=8,
-        attention_bias=True,
-        tie_word_embeddings=True,
+        **{**SMALL, "family": "qwen2", "attention_bias": True, "tie_word_embeddings": True}
     )
     model = build(cfg, random_tensors(cfg, seed=5, scale=0.3), dtype=jnp.bfloat16)
     graphdef, params = nnx.split(model)

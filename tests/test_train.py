@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import write_learnable_prefs
+from conftest import tiny_config, write_learnable_prefs
 
 from jaxalign.cli import main
 from jaxalign.config import load_config
@@ -32,21 +32,7 @@ def prefs(tmp_path_factory):
 
 def tiny(tokenizer, prefs, run_dir, *extra):
     """The tiny CPU config pointed at the test tokenizer and data."""
-    return load_config(
-        ROOT / "configs" / "train" / "tiny_cpu.yaml",
-        [
-            f"model.tokenizer={tokenizer}",
-            f"data.prefs={prefs}",
-            f"train.run_dir={run_dir}",
-            "data.buckets=[32,64,96,128]",
-            "data.max_prompt_len=40",
-            "data.max_len=64",
-            "data.batch_size=8",
-            "train.async_checkpoints=false",
-            "train.mesh_devices=1",
-            *extra,
-        ],
-    )
+    return tiny_config(tokenizer, prefs, run_dir, *extra)
 
 
 def final_params(run_dir) -> dict:

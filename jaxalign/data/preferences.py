@@ -232,6 +232,16 @@ def longest_run(data: Encoded, layout: str) -> int:
     return max(len(c) + len(r) - p for c, r, p in zip(data.chosen, data.rejected, data.prompt_len))
 
 
+def row_width(longest: int, pack_len: int, buckets: tuple[int, ...], source: str = "") -> int:
+    """Row length for runs of up to `longest` tokens: pack_len, or the smallest bucket."""
+    if pack_len and longest > pack_len:
+        raise DataError(
+            f"{source + ': ' if source else ''}a pair needs {longest} tokens in one row "
+            f"but data.pack_len is {pack_len}"
+        )
+    return pack_len or bucket_len(longest, buckets)
+
+
 def _rows(lengths: list[int], pack_len: int) -> list[list[int]]:
     """Unit indices per row: one unit a row, or first-fit packing into rows of pack_len."""
     if not pack_len:
@@ -290,21 +300,13 @@ def collate(
             if indices[slot] >= 0:
                 runs += [(slot, u) for u in units(data, indices[slot], layout)]
         plans.append(runs)
+    longest = max((len(u["tokens"]) for runs in plans for _, u in runs), default=1)
+    width = row_width(longest, pack_len, buckets)
+    layouts = [_rows([len(u["tokens"]) for _, u in runs], pack_len) for runs in plans]
     if pack_len:
-        longest = max((len(u["tokens"]) for runs in plans for _, u in runs), default=1)
-        if longest > pack_len:
-            raise DataError(
-                f"a pair needs {longest} tokens in one row but data.pack_len is {pack_len}"
-            )
-        layouts = [_rows([len(u["tokens"]) for _, u in runs], pack_len) for runs in plans]
         n_rows = _round_rows(max(len(rows) for rows in layouts), rows_multiple)
-        width = pack_len
     else:
-        layouts = [_rows([0] * len(runs), 0) for runs in plans]
         n_rows = per * (2 if layout == "pairs" else 1)
-        width = bucket_len(
-            max((len(u["tokens"]) for runs in plans for _, u in runs), default=1), buckets
-        )
     runs, rows = plans[process_index], layouts[process_index]
     out = {
         k: np.zeros((n_rows, width), np.float32 if k == "loss_mask" else np.int32)

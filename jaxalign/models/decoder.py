@@ -144,30 +144,20 @@ class Attention(nnx.Module):
             new_kv = (k, v)
         k, v = k.astype(q.dtype), v.astype(q.dtype)
         scale = 1.0 / math.sqrt(self.head_dim)
-        if self.implementation == "cudnn" and kv is None:
-            # Fused flash kernel. Training rows are index-causal (a run's prompt and reply come
-            # in order), so causal skipping is exact; a mask adds segment/branch rules on top.
-            out = jax.nn.dot_product_attention(
-                q,
-                k,
-                v,
-                mask=mask,
-                scale=scale,
-                is_causal=True,
-                local_window_size=(self.window - 1, 0) if mask is None and self.window else None,
-                implementation="cudnn",
-            )
-        elif mask is None:
-            out = jax.nn.dot_product_attention(
-                q,
-                k,
-                v,
-                scale=scale,
-                is_causal=True,
-                local_window_size=(self.window - 1, 0) if self.window else None,
-            )
-        else:
-            out = jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale)
+        # cuDNN's fused kernel (training rows only) is always causal: training rows are
+        # index-causal (a run's prompt and reply come in order), so causal skipping is exact
+        # and a mask adds the segment/branch rules on top. XLA is causal only without a mask.
+        fused = self.implementation == "cudnn" and kv is None
+        out = jax.nn.dot_product_attention(
+            q,
+            k,
+            v,
+            mask=mask,
+            scale=scale,
+            is_causal=mask is None or fused,
+            local_window_size=(self.window - 1, 0) if mask is None and self.window else None,
+            implementation="cudnn" if fused else None,
+        )
         return self.o_proj(out.reshape(b, t, self.heads * self.head_dim)), new_kv
 
 

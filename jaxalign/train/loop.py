@@ -7,6 +7,7 @@ overall and per rater group.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -26,11 +27,11 @@ from jaxalign.checkpoint import Checkpoints, abstract, git_commit
 from jaxalign.config import Config, ModelSpec, config_hash, dump, to_dict
 from jaxalign.data.preferences import (
     Encoded,
-    bucket_len,
     encode,
     eval_batches,
     longest_run,
     read_records,
+    row_width,
     train_dataset,
 )
 from jaxalign.errors import JaxalignError
@@ -290,12 +291,8 @@ def train(cfg: Config, progress: bool = True) -> dict:
                 cfg.data.max_len,
             )
     longest = max(longest_run(e, cfg.data.layout) for e in enc.values())
-    if cfg.data.pack_len and longest > cfg.data.pack_len:
-        raise JaxalignError(
-            f"{cfg.data.prefs}: a pair needs {longest} tokens in one row (data.layout="
-            f"{cfg.data.layout}) but data.pack_len is {cfg.data.pack_len}"
-        )
-    bucket_len(longest, cfg.data.buckets)  # fails now, not in the middle of training
+    # fails now, not in the middle of training
+    row_width(longest, cfg.data.pack_len, cfg.data.buckets, cfg.data.prefs)
     graphdef, params = nnx.split(model)
     logps_fn = make_logps_fn(graphdef, cfg.dpo.logprob_chunk, cfg.data)
     ref_params, ref_cache = None, {"train": None, "validation": None}
@@ -346,6 +343,10 @@ def train(cfg: Config, progress: bool = True) -> dict:
         )
         results.update({k.replace("eval/", "base/"): v for k, v in base.items()})
         writer.write(0, results)  # data counts and base evaluations
+    # per batch shape, computed once (it walks every parameter)
+    flops_of = functools.cache(
+        lambda rows, seq: step_flops(model, rows, seq, cfg.dpo.reference == "model")
+    )
     pending = None
     bar = tqdm(
         total=cfg.train.steps,
@@ -359,7 +360,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
             host = next(iterator)
             tokens = float((host["segment_ids"] > 0).sum()) * jax.process_count()
             rows, seq = host["tokens"].shape
-            flops = step_flops(model, rows * jax.process_count(), seq, cfg.dpo.reference == "model")
+            flops = flops_of(rows * jax.process_count(), seq)
             t0 = time.perf_counter()
             state, metrics = step_fn(state, ref_params, _put(mesh, host))
             if pending is not None:
