@@ -204,13 +204,13 @@ def cmd_model_export(args) -> int:
         import jax
 
         from jaxalign.config import load_config
-        from jaxalign.eval.generations import restore_params
+        from jaxalign.eval.generations import restore_run
+        from jaxalign.models.spec import build_model
         from jaxalign.sharding import make_mesh
-        from jaxalign.train.loop import build_model
 
         cfg = load_config(args.run_config, args.overrides)
         base, tokenizer = build_model(cfg.model, make_mesh(devices=jax.devices()[:1]))
-        model, step = restore_params(cfg.train.run_dir, base)
+        model, step = restore_run(cfg, base)
         print(f"restored step {step} of {cfg.train.run_dir}")
     else:
         model, tokenizer = load_pretrained(args.model, dtype=args.dtype)
@@ -266,10 +266,10 @@ def cmd_generate(args) -> int:
 
 def cmd_train(args) -> int:
     """train."""
-    from jaxalign.train.loop import train
+    from jaxalign.algos.dpo import train
 
     cfg = _config(args, [])
-    results = train(cfg)
+    results = train(cfg, allow_changes=tuple(args.allow_change))
     shown = {
         k: round(v, 4)
         for k, v in sorted(results.items())
@@ -299,7 +299,7 @@ def cmd_eval(args) -> int:
         f"run {cfg.train.run_dir} (checkpoint step {summary['checkpoint_step']}), held-out pairs:"
     )
     for key in ("rewards/accuracies", "logp_accuracy", "logp_accuracy_normalized"):
-        if f"eval/{key}" in results:
+        if f"eval/{key}" in results and f"base/{key}" in results:
             print(
                 f"  {key:<26} base {results[f'base/{key}']:.3f}  tuned {results[f'eval/{key}']:.3f}"
             )
@@ -448,6 +448,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = groups.add_parser(
         "train", help="DPO training (resumes an existing run directory)", epilog=EPILOG
+    )
+    p.add_argument(
+        "--allow-change",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="resume although config KEY (e.g. train.steps) differs from the run's checkpoint "
+        "(repeatable; model.*, optim.grad_accum and optim.clip_norm never can)",
     )
     _common(p)
     p.set_defaults(func=cmd_train)

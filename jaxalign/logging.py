@@ -21,7 +21,8 @@ class MetricsWriter:
 
         (self.run_dir / "tensorboard").mkdir(parents=True, exist_ok=True)
         self._events = EventFileWriter(str(self.run_dir / "tensorboard"))
-        self._jsonl = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        # line-buffered: every row is on disk once written (tail -f, crashes)
+        self._jsonl = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed in close()
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         """Record scalars for one step."""

@@ -236,7 +236,6 @@ class TrainConfig:
 
     run_dir: str = "runs/train"
     steps: int = field(default=100, metadata=_meta(ge=1))
-    seed: int = field(default=0, metadata=_meta(ge=0))
     log_every: int = field(default=1, metadata=_meta(ge=1))
     eval_every: int = field(default=50, metadata=_meta(ge=1))
     checkpoint_every: int = field(default=50, metadata=_meta(ge=1))

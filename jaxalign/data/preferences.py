@@ -13,6 +13,7 @@ balanced across rater groups), and the Grain iterator state is saved with checkp
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -350,6 +351,32 @@ def epoch_order(data: Encoded, epoch: int, seed: int, balance_groups: bool) -> n
     return np.array([p[k % len(p)] for k in range(longest) for p in per_group if len(p)])
 
 
+class _Order:
+    """The training order as a lazy sequence: example `i` of epoch `i // epoch_len`, computed on
+    demand (a run of 10^8 steps needs no index list in memory)."""
+
+    def __init__(self, data: Encoded, total: int, seed: int, balance_groups: bool):
+        """`total` indices over epochs of `data`."""
+        self.total, self.args = total, (data, seed, balance_groups)
+        self.epoch_len = len(epoch_order(data, 0, seed, balance_groups))
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019 - a few epochs per dataset, freed with it
+    def _epoch(self, epoch: int) -> np.ndarray:
+        """One epoch's order."""
+        data, seed, balance = self.args
+        return epoch_order(data, epoch, seed, balance)
+
+    def __len__(self) -> int:
+        """Number of indices."""
+        return self.total
+
+    def __getitem__(self, i: int) -> int:
+        """The example at position `i` of the training order."""
+        if not 0 <= i < self.total:
+            raise IndexError(i)
+        return int(self._epoch(i // self.epoch_len)[i % self.epoch_len])
+
+
 def train_dataset(
     data: Encoded,
     *,
@@ -368,11 +395,7 @@ def train_dataset(
     """
     import grain
 
-    order, epoch = [], 0
-    while len(order) < steps * batch_size:
-        order.extend(epoch_order(data, epoch, seed, balance_groups).tolist())
-        epoch += 1
-    order = order[: steps * batch_size]
+    order = _Order(data, steps * batch_size, seed, balance_groups)
     return grain.MapDataset.source(order).batch(
         batch_size,
         drop_remainder=True,

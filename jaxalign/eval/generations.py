@@ -21,37 +21,14 @@ from jaxalign.errors import JaxalignError
 from jaxalign.models.sampler import Sampler
 
 
-def restore_params(run_dir: str | Path, model):
-    """`model` with parameters from the newest restorable checkpoint of `run_dir` (params only)."""
-    import orbax.checkpoint as ocp
+def restore_run(cfg: Config, model):
+    """(`model` with the newest checkpoint's parameters of run `cfg.train.run_dir`, its step)."""
+    from jaxalign.config import to_dict
+    from jaxalign.train.optim import make_optimizer
+    from jaxalign.train.restore import restore_params
 
-    root = Path(run_dir).absolute() / "checkpoints"
-    steps = (
-        sorted((int(p.name) for p in root.iterdir() if p.name.isdigit()), reverse=True)
-        if root.exists()
-        else []
-    )
-    for step in steps:
-        try:
-            restored = ocp.StandardCheckpointer().restore(root / str(step) / "state")
-        except Exception:
-            continue
-        graphdef, state = nnx.split(model)
-        nnx.replace_by_pure_dict(state, _match(nnx.to_pure_dict(state), restored["params"]))
-        return nnx.merge(graphdef, state), step
-    raise JaxalignError(f"{root}: no restorable checkpoint (train the run first)")
-
-
-def _match(template: dict, restored: dict) -> dict:
-    """Restored params (string keys, {'value': x} leaves) reshaped like the model's pure dict."""
-    out = {}
-    for key, sub in template.items():
-        node = restored[key] if key in restored else restored[str(key)]
-        if isinstance(sub, dict):
-            out[key] = _match(sub, node)
-        else:
-            out[key] = node["value"] if isinstance(node, dict) and "value" in node else node
-    return out
+    tx = make_optimizer(cfg.optim, 1)  # only the state's structure matters here
+    return restore_params(cfg.train.run_dir, model, to_dict(cfg), tx)
 
 
 def offensiveness(texts: list[str]) -> list[float] | None:
@@ -78,14 +55,12 @@ def heldout_prompts(
 
 def generate_and_score(cfg: Config, max_new_tokens: int = 48, limit: int = 8) -> dict:
     """Greedy replies of the base and tuned models to held-out prompts, with scores; written to run_dir."""
+    from jaxalign.models.spec import build_model
     from jaxalign.sharding import make_mesh
-    from jaxalign.train.loop import build_model
 
     mesh = make_mesh(devices=jax.devices()[:1])
     base, tokenizer = build_model(cfg.model, mesh)
-    tuned, step = restore_params(
-        cfg.train.run_dir, nnx.clone(base)
-    )  # no second load of the weights
+    tuned, step = restore_run(cfg, nnx.clone(base))  # no second load of the weights
     prompts = heldout_prompts(cfg, limit=limit)
     if not prompts:
         raise JaxalignError(f"{cfg.data.prefs}: no held-out (validation) prompts to evaluate")

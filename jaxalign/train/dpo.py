@@ -15,39 +15,10 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxalign.config import DataConfig, DPOConfig, OptimConfig
+from jaxalign.config import DataConfig, DPOConfig
 from jaxalign.losses import dpo_loss
 from jaxalign.ops import token_logprobs
-
-
-def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransformation:
-    """AdamW with warm-up then cosine/linear decay (or constant), clipping, no decay on 1-D params."""
-    warmup = min(cfg.warmup_steps, max(total_steps - 1, 0))
-    if cfg.schedule == "constant":
-        decay = optax.constant_schedule(cfg.learning_rate)
-    elif cfg.schedule == "linear":
-        decay = optax.linear_schedule(cfg.learning_rate, 0.0, max(total_steps - warmup, 1))
-    else:
-        decay = optax.cosine_decay_schedule(cfg.learning_rate, max(total_steps - warmup, 1))
-    schedule = (
-        optax.join_schedules(
-            [optax.linear_schedule(0.0, cfg.learning_rate, warmup), decay], [warmup]
-        )
-        if warmup
-        else decay
-    )
-    tx = optax.adamw(
-        schedule,
-        b1=cfg.b1,
-        b2=cfg.b2,
-        weight_decay=cfg.weight_decay,
-        mask=lambda params: jax.tree.map(lambda p: p.ndim >= 2, params),
-    )
-    if cfg.clip_norm > 0:
-        tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), tx)
-    if cfg.grad_accum > 1:
-        tx = optax.MultiSteps(tx, cfg.grad_accum)
-    return tx
+from jaxalign.train.optim import make_optimizer  # noqa: F401 - moved; kept importable
 
 
 def pair_logps(model, batch: dict, chunk: int, causal_only: bool = False):

@@ -1,116 +1,30 @@
-"""The DPO training loop: model + data + reference + optimizer + checkpoints + logs.
+"""DPO data on devices: batch placement, all log-probs of a split, the reference cache,
+held-out evaluation (overall and per rater group) and FLOPs per step.
 
-`train(cfg)` runs (or resumes) a run in `cfg.train.run_dir`. Metrics of step n are read
-after step n+1 is dispatched; evaluation reports held-out preference accuracy and margins,
-overall and per rater group.
+The loop itself is `jaxalign.train.runner`; the DPO wiring is `jaxalign.algos.dpo`.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
-import math
-import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from jaxalign import __version__
-from jaxalign.checkpoint import Checkpoints, abstract, git_commit
-from jaxalign.config import Config, ModelSpec, config_hash, dump, to_dict
+from jaxalign.config import Config, to_dict
 from jaxalign.data.preferences import (
     Encoded,
-    encode,
     eval_batches,
-    longest_run,
-    read_records,
-    row_width,
-    train_dataset,
-)
-from jaxalign.errors import JaxalignError
-from jaxalign.logging import MetricsWriter
-from jaxalign.models.config import ModelConfig
-from jaxalign.models.loading import (
-    DTYPES,
-    build,
-    load_pretrained,
-    load_tokenizer,
-    random_tensors,
-    resolve,
 )
 from jaxalign.models.weights import param_table
-from jaxalign.sharding import make_mesh, named, pinned
-from jaxalign.train.dpo import (
-    frozen_reference,
-    make_logps_fn,
-    make_optimizer,
-    make_train_step,
-)
+from jaxalign.sharding import named
 
 log = logging.getLogger("jaxalign")
-
-
-def build_model(spec: ModelSpec, mesh):
-    """(model, tokenizer): pretrained from `spec.path`, or randomly initialised for `spec.tokenizer`."""
-    if spec.path:
-        model, tokenizer = load_pretrained(
-            spec.path,
-            dtype=spec.dtype,
-            param_dtype=spec.param_dtype,
-            mesh=mesh,
-            remat=spec.remat,
-            attention=spec.attention,
-            tokenizer=not spec.tokenizer,
-        )
-        if spec.tokenizer:
-            tokenizer = load_tokenizer(resolve(spec.tokenizer))
-        return model, tokenizer
-    if not spec.tokenizer:
-        raise JaxalignError("model.path is empty (random init) but model.tokenizer is not set")
-    tokenizer = load_tokenizer(resolve(spec.tokenizer))
-    r = spec.random
-    eos = tokenizer.eos_token_id
-    cfg = ModelConfig(
-        family=r.family,
-        vocab_size=len(tokenizer),
-        hidden_size=r.hidden_size,
-        intermediate_size=r.intermediate_size,
-        num_layers=r.num_layers,
-        num_heads=r.num_heads,
-        num_kv_heads=r.num_kv_heads,
-        head_dim=r.hidden_size // r.num_heads,
-        tie_word_embeddings=r.tie_word_embeddings,
-        attention_bias=r.family == "qwen2",
-        qk_norm=r.family == "qwen3",
-        eos_token_id=(eos,) if eos is not None else (),
-    )
-    tensors = random_tensors(cfg, r.seed)
-    model = build(
-        cfg,
-        tensors,
-        dtype=DTYPES[spec.dtype],
-        param_dtype=DTYPES[spec.param_dtype],
-        mesh=mesh,
-        remat=spec.remat,
-        attention=spec.attention,
-        source="random init",
-    )
-    return model, tokenizer
-
-
-def _pad_id(tokenizer) -> int:
-    """Padding id: the tokenizer's pad, else its EOS, else 0."""
-    for value in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if value is not None:
-            return int(value)
-    return 0
 
 
 def _put(mesh, batch: dict) -> dict:
@@ -246,189 +160,14 @@ def step_flops(model, rows: int, seq: int, reference_in_step: bool) -> dict[str,
     return parts
 
 
-def train(cfg: Config, progress: bool = True) -> dict:
-    """Run or resume DPO training; returns the last logged metrics and evaluations."""
-    if not cfg.data.prefs:
-        raise JaxalignError(
-            "data.prefs is not set: give a `prefs build` JSONL file (data.prefs=FILE)"
-        )
-    run_dir = Path(cfg.train.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    primary = jax.process_index() == 0  # run-directory files are written by process 0
-    if primary:
-        (run_dir / "config.yaml").write_text(f"# run id {config_hash(cfg)}\n" + dump(cfg))
-    devices = jax.devices()[: cfg.train.mesh_devices] if cfg.train.mesh_devices else None
-    try:
-        mesh = make_mesh(cfg.train.mesh_data, cfg.train.mesh_fsdp, cfg.train.mesh_tensor, devices)
-    except ValueError as err:
-        raise JaxalignError(f"train.mesh_*: {err}") from None
-    model, tokenizer = build_model(cfg.model, mesh)
-    pad_id = _pad_id(tokenizer)
-    enc = {}
-    for split in ("train", "validation"):
-        records = read_records(cfg.data.prefs, split)
-        enc[split] = encode(
-            records,
-            tokenizer,
-            max_prompt_len=cfg.data.max_prompt_len,
-            max_len=cfg.data.max_len,
-            conditioning=cfg.data.conditioning,
-            source=cfg.data.prefs,
-        )
-    if not len(enc["train"]):
-        raise JaxalignError(f"{cfg.data.prefs}: no training pairs (split 'train' is empty)")
-    data_stats = {f"data/{s}/{k}": float(v) for s, e in enc.items() for k, v in e.counts.items()}
-    for split, e in enc.items():
-        cut = {k: v for k, v in e.counts.items() if k != "pairs" and v}
-        if cut:
-            log.warning(
-                "%s (%s), %d pairs: %s (data.max_prompt_len=%d, data.max_len=%d)",
-                cfg.data.prefs,
-                split,
-                e.counts["pairs"] + e.counts["dropped_empty_response"],
-                ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in cut.items()),
-                cfg.data.max_prompt_len,
-                cfg.data.max_len,
-            )
-    longest = max(longest_run(e, cfg.data.layout) for e in enc.values())
-    # fails now, not in the middle of training
-    row_width(longest, cfg.data.pack_len, cfg.data.buckets, cfg.data.prefs)
-    graphdef, params = nnx.split(model)
-    logps_fn = make_logps_fn(graphdef, cfg.dpo.logprob_chunk, cfg.data)
-    ref_params, ref_cache = None, {"train": None, "validation": None}
-    if cfg.dpo.reference == "model":
-        ref_params = frozen_reference(params, model.dtype)
-    elif cfg.dpo.reference == "cache":
-        ref_cache = {
-            s: reference_cache(cfg, s, enc[s], params, logps_fn, mesh, pad_id) for s in enc
-        }
-    tx = make_optimizer(cfg.optim, max(cfg.train.steps // cfg.optim.grad_accum, 1))
-    state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
-    shardings = pinned(state, mesh)
-    state = jax.device_put(state, shardings)
-    checkpoints = Checkpoints(
-        run_dir, cfg.train.keep_checkpoints, cfg.train.best_metric, cfg.train.async_checkpoints
-    )
-    dataset = train_dataset(
-        enc["train"],
-        batch_size=cfg.data.batch_size,
-        steps=cfg.train.steps,
-        seed=cfg.data.seed,
-        balance_groups=cfg.data.balance_groups,
-        buckets=cfg.data.buckets,
-        pad_id=pad_id,
-        ref_logps=ref_cache["train"],
-        **row_options(cfg, mesh),
-    )
-    iterator = iter(dataset.to_iter_dataset())
-    start = 0
-    restored = checkpoints.restore_latest(abstract(state))
-    if restored is not None:
-        start, state, data_state, _ = restored
-        iterator.set_state(data_state["iterator"])
-    step_fn = make_train_step(graphdef, tx, cfg.dpo, cfg.data, shardings)
-    writer = MetricsWriter(run_dir)
-    meta = {
-        "jaxalign_version": __version__,
-        "jax_version": jax.__version__,
-        "git_commit": git_commit(),
-        "mesh": dict(mesh.shape),
-        "devices": jax.device_count(),
-        "run_id": config_hash(cfg),
-    }
-    results: dict = dict(data_stats)
-    if start == 0:
-        base = evaluate(
-            params, enc["validation"], ref_cache["validation"], logps_fn, cfg, mesh, pad_id
-        )
-        results.update({k.replace("eval/", "base/"): v for k, v in base.items()})
-        writer.write(0, results)  # data counts and base evaluations
-    # per batch shape, computed once (it walks every parameter)
-    flops_of = functools.cache(
-        lambda rows, seq: step_flops(model, rows, seq, cfg.dpo.reference == "model")
-    )
-    pending = None
-    bar = tqdm(
-        total=cfg.train.steps,
-        initial=start,
-        desc="train",
-        unit="step",
-        disable=None if progress else True,
-    )
-    try:
-        for step in range(start, cfg.train.steps):
-            host = next(iterator)
-            tokens = float((host["segment_ids"] > 0).sum()) * jax.process_count()
-            rows, seq = host["tokens"].shape
-            flops = flops_of(rows * jax.process_count(), seq)
-            t0 = time.perf_counter()
-            state, metrics = step_fn(state, ref_params, _put(mesh, host))
-            if pending is not None:
-                results.update(_log(writer, *pending, bar, cfg))
-            pending = (step + 1, metrics, t0, tokens, flops)
-            last = step + 1 == cfg.train.steps
-            if (
-                (step + 1) % cfg.train.eval_every == 0
-                or last
-                or (step + 1) % cfg.train.checkpoint_every == 0
-            ):
-                results.update(_log(writer, *pending, bar, cfg))
-                pending = None
-                evals = {}
-                if (step + 1) % cfg.train.eval_every == 0 or last:
-                    evals = evaluate(
-                        state["params"],
-                        enc["validation"],
-                        ref_cache["validation"],
-                        logps_fn,
-                        cfg,
-                        mesh,
-                        pad_id,
-                    )
-                    writer.write(step + 1, evals)
-                    results.update(evals)
-                if (step + 1) % cfg.train.checkpoint_every == 0 or last:
-                    checkpoints.save(
-                        step + 1,
-                        state,
-                        {"iterator": iterator.get_state()},
-                        to_dict(cfg),
-                        meta,
-                        metrics=evals or None,
-                    )
-        if pending is not None:
-            results.update(_log(writer, *pending, bar, cfg))
-    finally:
-        bar.close()
-        writer.close()
-        checkpoints.close()
-    results["step"] = cfg.train.steps
-    if primary:
-        (run_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    return results
+def __getattr__(name: str):
+    """Names that moved (`train` to jaxalign.algos.dpo, `build_model` to jaxalign.models.spec)."""
+    if name == "train":
+        from jaxalign.algos.dpo import train
 
+        return train
+    if name == "build_model":
+        from jaxalign.models.spec import build_model
 
-def _log(writer, step, metrics, t0, tokens, flops, bar, cfg: Config) -> dict:
-    """Fetch one step's metrics (blocking), guard against NaN/Inf, write them."""
-    values = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
-    seconds = time.perf_counter() - t0
-    if not math.isfinite(values["train/loss"]):
-        raise JaxalignError(
-            f"loss became {values['train/loss']} at step {step}; stopped without saving this "
-            f"state; the last good checkpoint stays in {Path(cfg.train.run_dir) / 'checkpoints'}"
-        )
-    values["perf/step_seconds"] = seconds
-    values["perf/tokens_per_second"] = tokens / max(seconds, 1e-9)
-    rate = flops["total"] / max(seconds, 1e-9)
-    values["perf/tflops_per_second"] = rate / 1e12
-    for part in ("policy", "reference", "attention"):
-        values[f"perf/flops_{part}"] = flops[part]
-    if cfg.train.peak_tflops > 0:
-        values["perf/mfu"] = rate / (cfg.train.peak_tflops * 1e12 * jax.device_count())
-    if step % cfg.train.log_every == 0 or step == cfg.train.steps:
-        writer.write(step, values)
-    bar.update(1)
-    bar.set_postfix(
-        loss=f"{values['train/loss']:.4f}", acc=f"{values['train/rewards/accuracies']:.2f}"
-    )
-    return values
+        return build_model
+    raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""Algorithms as small wiring modules: each builds an `Algorithm` for the shared runner."""

@@ -1,0 +1,176 @@
+"""DPO wiring: data, reference, jitted step and held-out evaluation for the shared runner.
+
+Direct Preference Optimization (Rafailov et al., arXiv:2305.18290) and its variants; the
+loss lives in `jaxalign.losses.dpo`, the step in `jaxalign.train.dpo`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import jax
+from flax import nnx
+
+from jaxalign import __version__
+from jaxalign.checkpoint import git_commit
+from jaxalign.config import Config, config_hash
+from jaxalign.data.preferences import encode, longest_run, read_records, row_width, train_dataset
+from jaxalign.errors import JaxalignError
+from jaxalign.models.spec import build_model
+from jaxalign.sharding import make_mesh
+from jaxalign.train import loop
+from jaxalign.train.dpo import frozen_reference, make_logps_fn, make_train_step
+from jaxalign.train.optim import make_optimizer, make_schedule, update_count
+from jaxalign.train.runner import Algorithm
+from jaxalign.train.session import fit
+from jaxalign.train.state import init_state
+
+log = logging.getLogger("jaxalign")
+SPLITS = ("train", "validation")
+
+
+def pad_id(tokenizer) -> int:
+    """Padding id: the tokenizer's pad, else its EOS, else 0."""
+    for value in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def mesh_of(cfg: Config):
+    """The training mesh from `train.mesh_*` (errors name the keys)."""
+    devices = jax.devices()[: cfg.train.mesh_devices] if cfg.train.mesh_devices else None
+    try:
+        return make_mesh(cfg.train.mesh_data, cfg.train.mesh_fsdp, cfg.train.mesh_tensor, devices)
+    except ValueError as err:
+        raise JaxalignError(f"train.mesh_*: {err}") from None
+
+
+def encode_splits(cfg: Config, tokenizer) -> dict:
+    """Tokenized train and validation pairs; warns about truncation; checks row widths."""
+    d = cfg.data
+    enc = {
+        s: encode(
+            read_records(d.prefs, s),
+            tokenizer,
+            max_prompt_len=d.max_prompt_len,
+            max_len=d.max_len,
+            conditioning=d.conditioning,
+            source=d.prefs,
+        )
+        for s in SPLITS
+    }
+    if not len(enc["train"]):
+        raise JaxalignError(f"{d.prefs}: no training pairs (split 'train' is empty)")
+    for split, e in enc.items():
+        cut = {k: v for k, v in e.counts.items() if k != "pairs" and v}
+        if cut:
+            log.warning(
+                "%s (%s), %d pairs: %s (data.max_prompt_len=%d, data.max_len=%d)",
+                d.prefs,
+                split,
+                e.counts["pairs"] + e.counts["dropped_empty_response"],
+                ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in cut.items()),
+                d.max_prompt_len,
+                d.max_len,
+            )
+    longest = max(longest_run(e, d.layout) for e in enc.values())
+    row_width(longest, d.pack_len, d.buckets, d.prefs)  # fails now, not mid-training
+    return enc
+
+
+def references(cfg: Config, enc: dict, model, params, logps_fn, mesh, pad: int):
+    """(reference params for the in-step reference | None, cached reference log-probs per split)."""
+    if cfg.dpo.reference == "model":
+        return frozen_reference(params, model.dtype), dict.fromkeys(enc)
+    if cfg.dpo.reference == "cache":
+        return None, {
+            s: loop.reference_cache(cfg, s, enc[s], params, logps_fn, mesh, pad) for s in enc
+        }
+    return None, dict.fromkeys(enc)
+
+
+def setup(cfg: Config) -> Algorithm:
+    """Everything a DPO run needs, validated, before anything is written to the run directory."""
+    if not cfg.data.prefs:
+        raise JaxalignError(
+            "data.prefs is not set: give a `prefs build` JSONL file (data.prefs=FILE)"
+        )
+    mesh = mesh_of(cfg)
+    model, tokenizer = build_model(cfg.model, mesh)
+    pad = pad_id(tokenizer)
+    enc = encode_splits(cfg, tokenizer)
+    graphdef, params = nnx.split(model)
+    logps_fn = make_logps_fn(graphdef, cfg.dpo.logprob_chunk, cfg.data)
+    ref_params, cache = references(cfg, enc, model, params, logps_fn, mesh, pad)
+    tx = make_optimizer(cfg.optim, update_count(cfg.optim, cfg.train.steps))
+    state, shardings = init_state(params, tx, mesh)
+    dataset = train_dataset(
+        enc["train"],
+        batch_size=cfg.data.batch_size,
+        steps=cfg.train.steps,
+        seed=cfg.data.seed,
+        balance_groups=cfg.data.balance_groups,
+        buckets=cfg.data.buckets,
+        pad_id=pad,
+        ref_logps=cache["train"],
+        **loop.row_options(cfg, mesh),
+    )
+    step_fn = make_train_step(graphdef, tx, cfg.dpo, cfg.data, shardings)
+    flops_of = functools.cache(  # per batch shape: it walks every parameter
+        lambda rows, seq: loop.step_flops(model, rows, seq, cfg.dpo.reference == "model")
+    )
+    schedule = make_schedule(cfg.optim, update_count(cfg.optim, cfg.train.steps))
+    per_epoch = len(loop_epoch(enc["train"], cfg))
+
+    def describe(host: dict) -> dict:
+        """Tokens and FLOPs of one global batch."""
+        rows, seq = host["tokens"].shape
+        tokens = float((host["segment_ids"] > 0).sum()) * jax.process_count()
+        return {"tokens": tokens, "flops": flops_of(rows * jax.process_count(), seq)}
+
+    def extras(step: int) -> dict:
+        """The learning rate of this step's update and the epochs of data seen after it."""
+        return {
+            "learning_rate": float(schedule((step - 1) // cfg.optim.grad_accum)),
+            "epoch": step * cfg.data.batch_size / per_epoch,
+        }
+
+    return Algorithm(
+        state=state,
+        step=lambda s, host: step_fn(s, ref_params, loop._put(mesh, host)),
+        batches=iter(dataset.to_iter_dataset()),
+        evaluate=lambda p: loop.evaluate(
+            p, enc["validation"], cache["validation"], logps_fn, cfg, mesh, pad
+        ),
+        describe=describe,
+        extras=extras,
+        progress={"loss": "train/loss", "acc": "train/rewards/accuracies"},
+        stats={f"data/{s}/{k}": float(v) for s, e in enc.items() for k, v in e.counts.items()},
+    )
+
+
+def loop_epoch(data, cfg: Config):
+    """One epoch's example order (its length is the epoch size in pairs)."""
+    from jaxalign.data.preferences import epoch_order
+
+    return epoch_order(data, 0, cfg.data.seed, cfg.data.balance_groups)
+
+
+def meta_of(cfg: Config) -> dict:
+    """Provenance saved with every checkpoint."""
+    return {
+        "mesh": dict(mesh_of(cfg).shape),
+        "jaxalign_version": __version__,
+        "jax_version": jax.__version__,
+        "git_commit": git_commit(),
+        "devices": jax.device_count(),
+        "run_id": config_hash(cfg),
+    }
+
+
+def train(cfg: Config, progress: bool = True, allow_changes=()) -> dict:
+    """Run or resume DPO training; returns the last logged metrics and evaluations."""
+    algo = setup(cfg)
+    return fit(cfg.train, cfg, algo, meta_of(cfg), allow_changes, progress)

@@ -1,0 +1,63 @@
+"""A model from a config `ModelSpec`: pretrained weights, or a random init of a given shape."""
+
+from __future__ import annotations
+
+from jaxalign.config import ModelSpec
+from jaxalign.errors import JaxalignError
+from jaxalign.models.config import ModelConfig
+from jaxalign.models.loading import (
+    DTYPES,
+    build,
+    load_pretrained,
+    load_tokenizer,
+    random_tensors,
+    resolve,
+)
+
+
+def build_model(spec: ModelSpec, mesh):
+    """(model, tokenizer): pretrained from `spec.path`, or randomly initialised for `spec.tokenizer`."""
+    if spec.path:
+        model, tokenizer = load_pretrained(
+            spec.path,
+            dtype=spec.dtype,
+            param_dtype=spec.param_dtype,
+            mesh=mesh,
+            remat=spec.remat,
+            attention=spec.attention,
+            tokenizer=not spec.tokenizer,
+        )
+        if spec.tokenizer:
+            tokenizer = load_tokenizer(resolve(spec.tokenizer))
+        return model, tokenizer
+    if not spec.tokenizer:
+        raise JaxalignError("model.path is empty (random init) but model.tokenizer is not set")
+    tokenizer = load_tokenizer(resolve(spec.tokenizer))
+    r = spec.random
+    eos = tokenizer.eos_token_id
+    cfg = ModelConfig(
+        family=r.family,
+        vocab_size=len(tokenizer),
+        hidden_size=r.hidden_size,
+        intermediate_size=r.intermediate_size,
+        num_layers=r.num_layers,
+        num_heads=r.num_heads,
+        num_kv_heads=r.num_kv_heads,
+        head_dim=r.hidden_size // r.num_heads,
+        tie_word_embeddings=r.tie_word_embeddings,
+        attention_bias=r.family == "qwen2",
+        qk_norm=r.family == "qwen3",
+        eos_token_id=(eos,) if eos is not None else (),
+    )
+    tensors = random_tensors(cfg, r.seed)
+    model = build(
+        cfg,
+        tensors,
+        dtype=DTYPES[spec.dtype],
+        param_dtype=DTYPES[spec.param_dtype],
+        mesh=mesh,
+        remat=spec.remat,
+        attention=spec.attention,
+        source="random init",
+    )
+    return model, tokenizer

@@ -1,0 +1,70 @@
+"""The one restore path: training resume (full state), `eval` and `model export` (params).
+
+Only a step whose files are unreadable is skipped (with a warning) for the previous one; a
+config that does not match the checkpoint, or any other error, surfaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from flax import nnx
+
+from jaxalign.checkpoint import Checkpoints, unreadable, warn_unreadable
+from jaxalign.errors import JaxalignError
+
+
+def restore_latest(checkpoints: Checkpoints, abstract, check: Callable[[dict], None]):
+    """(step, state, data_state) of the newest readable step whose config passes `check`, or None."""
+    for step in reversed(checkpoints.steps()):
+        try:
+            stored = checkpoints.read_json(step, "config")
+            check(stored)
+            state, data = checkpoints.restore(step, abstract)
+        except JaxalignError:
+            raise
+        except Exception as err:
+            if not unreadable(err):
+                raise
+            warn_unreadable(checkpoints.directory, step, err)
+            continue
+        return step, state, data
+    return None
+
+
+def newest_config(checkpoints: Checkpoints) -> dict | None:
+    """The stored config of the newest step whose config is readable (None if no step)."""
+    for step in reversed(checkpoints.steps()):
+        try:
+            return checkpoints.read_json(step, "config")
+        except Exception as err:
+            if not unreadable(err):
+                raise
+    return None
+
+
+def restore_params(run_dir: str | Path, model, config: dict, tx):
+    """(`model` with the newest restorable checkpoint's parameters, step) of a training run."""
+    from jaxalign.checkpoint import abstract
+    from jaxalign.train.run_dir import check_model
+    from jaxalign.train.state import abstract_state
+
+    root = Path(run_dir)
+    checkpoints = Checkpoints(root, create=False) if (root / "checkpoints").is_dir() else None
+    if checkpoints is None or not checkpoints.steps():
+        raise JaxalignError(
+            f"{root.absolute() / 'checkpoints'}: no restorable checkpoint (train the run first)"
+        )
+    graphdef, params = nnx.split(model)
+    target = abstract_state(abstract(params), tx)
+    try:
+        found = restore_latest(checkpoints, target, lambda old: check_model(old, config, root))
+    finally:
+        checkpoints.close()
+    if found is None:
+        raise JaxalignError(
+            f"{checkpoints.directory}: no restorable checkpoint (train the run first)"
+        )
+    step, state, _ = found
+    return nnx.merge(graphdef, state["params"]), step

@@ -1,0 +1,207 @@
+"""The run directory: a lock, the config check on resume, atomic config and results files.
+
+Layout: `config.yaml` (the resolved config, rewritten only once a resume is accepted),
+`results.json` (merged across resumes and re-runs), `metrics.jsonl`, `tensorboard/`,
+`checkpoints/`, and `.lock` while a `train` process owns the directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from jaxalign.errors import ConfigError, JaxalignError
+from jaxalign.io import staged_files
+
+log = logging.getLogger("jaxalign")
+
+# Keys that never change what is trained: bookkeeping, cadence, layout over devices, and the
+# sections of other commands (survey, analysis, preference building).
+IGNORED = (
+    "simulate.",
+    "ratings.",
+    "analysis.",
+    "prefs.",
+    "train.run_dir",
+    "train.async_checkpoints",
+    "train.peak_tflops",
+    "train.log_every",
+    "train.eval_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.best_metric",
+    "train.mesh_",
+    "data.eval_batch_size",
+)
+# Keys that change the shape or structure of the saved state: never allowed on resume.
+STRUCTURAL = ("model.", "optim.grad_accum", "optim.clip_norm")
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    """Dotted keys -> leaf values of a nested mapping."""
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def changed_keys(old: dict, new: dict, only: tuple[str, ...] = ()) -> list[str]:
+    """Dotted keys present in both configs whose values differ (ignoring bookkeeping keys)."""
+    a, b = flatten(old), flatten(new)
+    keys = sorted(k for k in a.keys() & b.keys() if a[k] != b[k] and not k.startswith(IGNORED))
+    return [k for k in keys if not only or k.startswith(only)]
+
+
+def check_resume(old: dict, new: dict, allow: tuple[str, ...], where: Path) -> None:
+    """Refuse (one line naming the keys) a resume whose config differs from the checkpoint's."""
+    changed = changed_keys(old, new)
+    blocked = [k for k in changed if k.startswith(STRUCTURAL) or k not in allow]
+    if not blocked:
+        for key in changed:
+            log.warning("%s: resuming with %s changed (allowed by --allow-change)", where, key)
+        return
+    a, b = flatten(old), flatten(new)
+    listed = "; ".join(f"{k}: {a[k]!r} -> {b[k]!r}" for k in blocked)
+    hint = (
+        "use a new train.run_dir"
+        if any(k.startswith(STRUCTURAL) for k in blocked)
+        else "use a new train.run_dir, or --allow-change KEY to accept a change"
+    )
+    raise ConfigError(
+        f"{where}: cannot resume, the config differs from its checkpoint ({listed}); {hint}"
+    )
+
+
+def check_model(old: dict, new: dict, where: Path) -> None:
+    """Refuse to load a run's parameters into a model of a different configuration."""
+    changed = changed_keys(old, new, only=("model.",))
+    if changed:
+        a, b = flatten(old), flatten(new)
+        listed = "; ".join(f"{k}: {a[k]!r} -> {b[k]!r}" for k in changed)
+        raise ConfigError(f"{where}: the run was trained with another model ({listed})")
+
+
+def prepare(path: Path) -> Path:
+    """Check that `train.run_dir` can be a directory (before anything is written)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"train.run_dir: {path} is a file, not a directory")
+    return path
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _holder(lock: Path) -> dict | None:
+    """The lock file's {pid, host, since}, or None if it vanished or is unreadable."""
+    try:
+        data = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _claim(lock: Path, info: dict) -> bool:
+    """Create `lock` with `info` atomically (link of a complete file: safe on NFS); False if held."""
+    tmp = lock.with_name(f"{lock.name}.{info['host']}.{info['pid']}")
+    tmp.write_text(json.dumps(info))
+    try:
+        os.link(tmp, lock)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _break_stale(lock: Path, seen: dict) -> None:
+    """Remove a lock left by a dead process on this host (only if it is still that lock)."""
+    aside = lock.with_name(f"{lock.name}.stale.{os.getpid()}")
+    try:
+        os.rename(lock, aside)
+    except FileNotFoundError:
+        return
+    if _holder(aside) != seen:  # another process re-took it meanwhile: put it back
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, lock)
+    aside.unlink(missing_ok=True)
+    log.warning("%s: removed a stale lock of pid %s (no longer running)", lock, seen.get("pid"))
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Own `run_dir` for the block; refuse if a live `train` process (any host) holds it."""
+    lock = run_dir / ".lock"
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+    for _ in range(3):
+        if _claim(lock, info):
+            break
+        holder = _holder(lock) or {}
+        if holder.get("host") == info["host"] and not _alive(int(holder.get("pid", -1))):
+            _break_stale(lock, holder)
+            continue
+        since = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(holder.get("since", 0))))
+        raise JaxalignError(
+            f"{run_dir}: in use by another train process (pid {holder.get('pid', '?')} on "
+            f"{holder.get('host', '?')} since {since}); if it is gone, delete {lock}"
+        )
+    else:
+        raise JaxalignError(f"{run_dir}: cannot take the lock {lock}")
+    try:
+        yield
+    finally:
+        if _holder(lock) == info:
+            lock.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a file atomically (complete or not at all)."""
+    with staged_files(path) as (tmp,):
+        tmp.write_text(text, encoding="utf-8")
+
+
+def load_results(run_dir: Path) -> dict:
+    """Results of earlier attempts at this run (empty if none or unreadable)."""
+    try:
+        data = json.loads((run_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save_results(run_dir: Path, results: dict) -> None:
+    """Write results.json atomically."""
+    write_text(run_dir / "results.json", json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+def trim_metrics(run_dir: Path, upto: int) -> None:
+    """Drop metrics.jsonl rows after step `upto` (all rows if 0): a resume writes them again."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            step = json.loads(line).get("step", 0)
+        except (ValueError, AttributeError):
+            continue  # a line cut short by a crash
+        if upto and step <= upto:
+            kept.append(line + "\n")
+    write_text(path, "".join(kept))
