@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -201,6 +202,14 @@ class DataConfig:
     use_weights: bool = True
     use_soft_labels: bool = True
     seed: int = field(default=0, metadata=_meta(ge=0))
+
+    def __post_init__(self):
+        """Buckets: at least one, positive, strictly ascending (a row takes the first that fits)."""
+        b = self.buckets
+        if not b:
+            raise ConfigError("buckets: at least one row width is required (e.g. [128, 256, 512])")
+        if any(x < 1 for x in b) or any(x >= y for x, y in itertools.pairwise(b)):
+            raise ConfigError(f"buckets: {list(b)} must be positive and strictly ascending")
 
 
 @dataclass(frozen=True)

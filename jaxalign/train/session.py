@@ -109,12 +109,12 @@ def _fit(cfg, config, algo, meta, allow, progress, run_dir, checkpoints) -> dict
     start, state = 0, algo.state
     if restored is not None:
         start, state, data_state = restored
+        if start > cfg.steps:
+            raise ConfigError(
+                f"train.steps: {cfg.steps} is fewer than the {start} steps already done in "
+                f"{run_dir}; give train.steps >= {start} (with --allow-change train.steps)"
+            )
         algo.batches.set_state(data_state["iterator"])
-    if start > cfg.steps:
-        raise ConfigError(
-            f"train.steps: {cfg.steps} is fewer than the {start} steps already done in "
-            f"{run_dir}; give train.steps >= {start} (with --allow-change train.steps)"
-        )
     base = base or {k: v for k, v in results.items() if k.startswith("base/")}
     results = {**(results if start else {}), **algo.stats, **base}
     if primary:
