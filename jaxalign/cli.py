@@ -315,10 +315,10 @@ def cmd_eval(args) -> int:
 
 def cmd_config_show(args) -> int:
     """config show."""
-    from jaxalign.config import config_hash, dump
+    from jaxalign.config import DPORun, config_hash, dump, project
 
     cfg = _config(args, [])
-    print(f"# run id (config hash): {config_hash(cfg)}")
+    print(f"# config hash: {config_hash(cfg)}; train run id: {config_hash(project(cfg, DPORun))}")
     print(dump(cfg), end="")
     return 0
 

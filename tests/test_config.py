@@ -101,3 +101,25 @@ def test_dump_round_trips(tmp_path):
     path.write_text(dump(config))
     assert load_config(path) == config
     assert from_dict(Config, {}) == Config()
+
+
+def test_dpo_run_id_hashes_its_own_root_only():
+    import dataclasses
+
+    from jaxalign.config import DPORun, project
+    from jaxalign.config.schema import Config as Root
+
+    def run_id(cfg):
+        return config_hash(project(cfg, DPORun))
+
+    base = load_config(None)
+    assert run_id(base) == run_id(load_config(None, ["analysis.bootstrap=500"]))
+    assert run_id(base) == run_id(load_config(None, ["simulate.participants=10"]))
+    assert run_id(base) == run_id(load_config(None, ["prefs.scale=3"]))
+    assert run_id(base) != run_id(load_config(None, ["dpo.beta=0.2"]))
+
+    @dataclasses.dataclass(frozen=True)
+    class Future(Root):  # a root that gained another algorithm's section
+        grpo: dict = dataclasses.field(default_factory=lambda: {"group_size": 8})
+
+    assert run_id(Future()) == run_id(base)

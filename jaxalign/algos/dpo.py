@@ -14,7 +14,7 @@ from flax import nnx
 
 from jaxalign import __version__
 from jaxalign.checkpoint import git_commit
-from jaxalign.config import Config, config_hash
+from jaxalign.config import Config, DPORun, config_hash, project
 from jaxalign.data.preferences import encode, longest_run, read_records, row_width, train_dataset
 from jaxalign.errors import JaxalignError
 from jaxalign.models.spec import build_model
@@ -38,7 +38,7 @@ def pad_id(tokenizer) -> int:
     return 0
 
 
-def mesh_of(cfg: Config):
+def mesh_of(cfg: DPORun):
     """The training mesh from `train.mesh_*` (errors name the keys)."""
     devices = jax.devices()[: cfg.train.mesh_devices] if cfg.train.mesh_devices else None
     try:
@@ -47,7 +47,7 @@ def mesh_of(cfg: Config):
         raise JaxalignError(f"train.mesh_*: {err}") from None
 
 
-def encode_splits(cfg: Config, tokenizer) -> dict:
+def encode_splits(cfg: DPORun, tokenizer) -> dict:
     """Tokenized train and validation pairs; warns about truncation; checks row widths."""
     d = cfg.data
     enc = {
@@ -80,7 +80,7 @@ def encode_splits(cfg: Config, tokenizer) -> dict:
     return enc
 
 
-def references(cfg: Config, enc: dict, model, params, logps_fn, mesh, pad: int):
+def references(cfg: DPORun, enc: dict, model, params, logps_fn, mesh, pad: int):
     """(reference params for the in-step reference | None, cached reference log-probs per split)."""
     if cfg.dpo.reference == "model":
         return frozen_reference(params, model.dtype), dict.fromkeys(enc)
@@ -91,7 +91,7 @@ def references(cfg: Config, enc: dict, model, params, logps_fn, mesh, pad: int):
     return None, dict.fromkeys(enc)
 
 
-def setup(cfg: Config) -> Algorithm:
+def setup(cfg: DPORun) -> Algorithm:
     """Everything a DPO run needs, validated, before anything is written to the run directory."""
     if not cfg.data.prefs:
         raise JaxalignError(
@@ -151,14 +151,14 @@ def setup(cfg: Config) -> Algorithm:
     )
 
 
-def loop_epoch(data, cfg: Config):
+def loop_epoch(data, cfg: DPORun):
     """One epoch's example order (its length is the epoch size in pairs)."""
     from jaxalign.data.preferences import epoch_order
 
     return epoch_order(data, 0, cfg.data.seed, cfg.data.balance_groups)
 
 
-def meta_of(cfg: Config) -> dict:
+def meta_of(cfg: DPORun) -> dict:
     """Provenance saved with every checkpoint."""
     return {
         "mesh": dict(mesh_of(cfg).shape),
@@ -170,7 +170,11 @@ def meta_of(cfg: Config) -> dict:
     }
 
 
-def train(cfg: Config, progress: bool = True, allow_changes=()) -> dict:
-    """Run or resume DPO training; returns the last logged metrics and evaluations."""
-    algo = setup(cfg)
-    return fit(cfg.train, cfg, algo, meta_of(cfg), allow_changes, progress)
+def train(cfg: Config | DPORun, progress: bool = True, allow_changes=()) -> dict:
+    """Run or resume DPO training; returns the last logged metrics and evaluations.
+
+    `allow_changes`: config keys that may differ from the checkpoint being resumed.
+    """
+    run = project(cfg, DPORun) if isinstance(cfg, Config) else cfg
+    algo = setup(run)
+    return fit(run.train, run, algo, meta_of(run), allow_changes, progress)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from jaxalign.config.core import (
     apply_override,
@@ -19,6 +21,7 @@ from jaxalign.config.schema import (
     Config,
     DataConfig,
     DPOConfig,
+    DPORun,
     EffectConfig,
     ModelSpec,
     OptimConfig,
@@ -30,10 +33,13 @@ from jaxalign.config.schema import (
     TrainConfig,
 )
 
+T = TypeVar("T")
+
 __all__ = [
     "AnalysisConfig",
     "Config",
     "DPOConfig",
+    "DPORun",
     "DataConfig",
     "EffectConfig",
     "ModelSpec",
@@ -47,8 +53,14 @@ __all__ = [
     "config_hash",
     "dump",
     "load_config",
+    "project",
     "to_dict",
 ]
+
+
+def project(config: Config, root: type[T]) -> T:
+    """The sections of `config` that make up an entry point's root (e.g. `DPORun`)."""
+    return root(**{f.name: getattr(config, f.name) for f in dataclasses.fields(root)})
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:

@@ -273,3 +273,16 @@ class Config:
     dpo: DPOConfig = DPOConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
+
+
+@dataclass(frozen=True)
+class DPORun:
+    """The root of a DPO run (`train`, `eval`): its id hashes these sections and nothing else,
+    so editing the survey/analysis/prefs sections or adding another algorithm's section never
+    renames a run."""
+
+    model: ModelSpec = ModelSpec()
+    data: DataConfig = DataConfig()
+    dpo: DPOConfig = DPOConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()

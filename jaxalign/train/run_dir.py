@@ -21,8 +21,8 @@ from jaxalign.io import staged_files
 
 log = logging.getLogger("jaxalign")
 
-# Keys that never change what is trained: bookkeeping, cadence, layout over devices, and the
-# sections of other commands (survey, analysis, preference building).
+# Keys that never change what is trained: bookkeeping, cadence, layout over devices. (Runs
+# saved before config roots also stored other commands' sections: ignored too.)
 IGNORED = (
     "simulate.",
     "ratings.",
