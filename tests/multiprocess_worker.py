@@ -21,8 +21,8 @@ def main() -> None:
     """Join the run, train, and exit."""
     process_id, port, config, *overrides = sys.argv[1:]
     jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=int(process_id))
+    from jaxalign.algos.dpo import train
     from jaxalign.config import load_config
-    from jaxalign.train.loop import train
 
     train(load_config(config, overrides), progress=False)
     jax.distributed.shutdown()

@@ -202,7 +202,7 @@ def test_epoch_order_is_seeded_and_balances_groups():
 
 def test_layouts_train_to_the_same_losses(tiny_tokenizer, tmp_path, caplog):
 
-    from jaxalign.train.loop import train
+    from jaxalign.algos.dpo import train
 
     prefs = write_learnable_prefs(tmp_path / "p.jsonl")
     losses = {}

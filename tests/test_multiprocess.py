@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import write_learnable_prefs
 
+from jaxalign.algos.dpo import train
 from jaxalign.config import load_config
-from jaxalign.train.loop import train
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parent / "configs" / "train" / "tiny_cpu.yaml"
