@@ -183,7 +183,13 @@ class ModelSpec:
 class DataConfig:
     """DPO input pipeline."""
 
-    prefs: str = ""  # a `prefs build` JSONL file (uses its split field)
+    # `prefs build` JSONL or TRL-format prompt/chosen/rejected data (JSONL, Parquet or a
+    # datasets.save_to_disk directory); records use their `split` field when they have one
+    prefs: str = ""
+    # records without `split` go to validation when the hash of their prompt is below this
+    validation_fraction: float = field(default=0.1, metadata=_meta(ge=0.0, le=0.9))
+    # a separate validation set (every record of it); then data.prefs gives only training data
+    eval_prefs: str = ""
     max_prompt_len: int = field(default=256, metadata=_meta(ge=1))
     max_len: int = field(default=512, metadata=_meta(ge=2))
     buckets: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096)
