@@ -148,6 +148,16 @@ def test_parquet_and_datasets_directories_read_like_jsonl(tmp_path):
     assert core(read_records(tmp_path / "ds")) == core(expected)
     splits = [r["split"] for r in read_records(tmp_path / "dd")]
     assert splits == ["train"] * 4 + ["validation"] * (len(records) - 4)
+    # train and test only: the train records get the hashed validation split
+    datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_list(records[:-2]),
+            "test": datasets.Dataset.from_list(records[-2:]),
+        }
+    ).save_to_disk(str(tmp_path / "tt"))
+    got = read_records(tmp_path / "tt", None, 0.5)
+    assert [r["split"] for r in got[-2:]] == ["test", "test"]
+    assert {r["split"] for r in got[:-2]} == {"train", "validation"}
 
 
 def test_export_loads_with_datasets_and_has_trl_columns(tmp_path, capsys):
@@ -160,6 +170,9 @@ def test_export_loads_with_datasets_and_has_trl_columns(tmp_path, capsys):
     )
     out = tmp_path / "trl"
     assert main(["prefs", "export", "--prefs", str(src), "--out", str(out)]) == 0
+    tagged = tmp_path / "tagged"
+    argv = ["prefs", "export", "--prefs", str(src), "--out", str(tagged), "data.conditioning=tag"]
+    assert main(argv) == 0
     loaded = datasets.load_from_disk(str(out))
     assert set(loaded) == {"train", "validation"}
     assert loaded["train"].column_names == [
@@ -175,6 +188,8 @@ def test_export_loads_with_datasets_and_has_trl_columns(tmp_path, capsys):
     assert row["chosen"] == [bot("Yes, gladly: enjoy cooking.")]
     assert (row["weight"], row["soft_label"], row["group"]) == (0.25, 0.75, "g2")
     assert loaded["validation"][0]["prompt"] == [user("Q?")]  # all conversational
+    tagged_row = datasets.load_from_disk(str(tagged))["train"][2]
+    assert tagged_row["prompt"] == [user("[g2] Advice about cooking, please (2)?")]
     # it reads back as training data
     assert len(read_records(out, "train")) == len(conversational())
 

@@ -1,7 +1,8 @@
 """Preference records from `prefs build` JSONL or TRL-format data, checked and split.
 
 Accepted inputs: JSONL (one object a line), Parquet, and `datasets.save_to_disk` directories
-(a `Dataset`, or a `DatasetDict` whose split names become the records' `split`). Records hold
+(a `Dataset`, or a `DatasetDict` whose split names become the records' `split`; without a
+validation split its train records count as unsplit). Records hold
 `prompt`/`chosen`/`rejected` as strings (standard) or `{"role", "content"}` message lists
 (conversational); TRL's implicit-prompt form (no `prompt`, the shared start of `chosen` and
 `rejected` is the prompt) is accepted too. Optional fields: `weight` (finite, >= 0),
@@ -16,10 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from pathlib import Path
 
 from jaxalign.errors import DataError
+
+log = logging.getLogger("jaxalign")
 
 SPLITS = ("train", "validation", "test")
 # DatasetDict split names people use for a held-out set
@@ -97,13 +101,16 @@ def _dataset_rows(path: Path) -> list[tuple[str, object]]:
             f"{path}: not a datasets.save_to_disk directory ({type(err).__name__})"
         ) from None
     parts = loaded.items() if isinstance(loaded, datasets.DatasetDict) else [(None, loaded)]
+    names = {name: SPLIT_ALIASES.get(name, name) for name, _ in parts if name is not None}
     rows = []
     for name, part in parts:
-        split = None if name is None else SPLIT_ALIASES.get(name, name)
+        split = names.get(name)
         if split is not None and split not in SPLITS:
             raise DataError(
                 f"{path}: split '{name}' is not one of {', '.join(SPLITS)} (or valid, eval, dev)"
             )
+        if split == "train" and "validation" not in names.values():
+            split = None  # no held-out split saved: the hashed validation split applies
         where = f"{path}" + (f" [{name}]" if name else "")
         for i, row in enumerate(part.to_list(), start=1):
             if split is not None:
@@ -227,7 +234,14 @@ def read_records(
 def read_split(data, split: str) -> list[dict]:
     """Records of `split` for a `DataConfig`: from data.prefs, or validation from data.eval_prefs."""
     if not data.eval_prefs:
-        return read_records(data.prefs, split, data.validation_fraction)
+        records = read_records(data.prefs, split, data.validation_fraction)
+        if split == "validation" and not records:
+            log.warning(
+                "%s: no validation records, so no held-out metrics; raise "
+                "data.validation_fraction (records without split) or set data.eval_prefs",
+                data.prefs,
+            )
+        return records
     if split == "validation":
         return [{**r, "split": split} for r in read_records(data.eval_prefs, None)]
     # with a separate validation file, unsplit records of data.prefs all train

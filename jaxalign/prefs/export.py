@@ -2,8 +2,10 @@
 
 The directory is a `DatasetDict` saved with `save_to_disk`, one dataset per split present
 (train, validation, test; records without `split` get the hashed validation split of
-`data.validation_fraction`). Columns: TRL's `prompt`, `chosen`, `rejected` (strings, or message
-lists when any record is conversational) plus `weight`, `soft_label` and `group`. Written
+`data.validation_fraction`). Columns: TRL's `prompt`, `chosen`, `rejected` in its
+conversational form (message lists: jaxalign renders a text prompt as one user turn with the
+chat template, and TRL does the same only for messages), the prompt conditioned on the rater
+group as `data.conditioning` says, plus `weight`, `soft_label` and `group`. Written
 atomically; an existing non-empty target is replaced only with `--overwrite`.
 """
 
@@ -18,20 +20,17 @@ from jaxalign.errors import DataError
 EXTRA = ("weight", "soft_label", "group")
 
 
-def trl_rows(records: list[dict]) -> dict[str, list[dict]]:
-    """Rows per split with TRL's columns (all conversational if any record is) and the extras."""
-    from jaxalign.data.chat import as_messages
+def trl_rows(records: list[dict], conditioning: str = "none") -> dict[str, list[dict]]:
+    """Rows per split: TRL's conversational columns (as jaxalign would render them) and extras."""
+    from jaxalign.data.chat import as_messages, prompt_messages
 
-    chat = any(not isinstance(r[k], str) for r in records for k in ("prompt", "chosen", "rejected"))
     out: dict[str, list[dict]] = {}
     for r in records:
-        row = {k: r[k] for k in ("prompt", "chosen", "rejected")}
-        if chat:
-            row = {
-                "prompt": as_messages(r["prompt"], "user"),
-                "chosen": as_messages(r["chosen"], "assistant"),
-                "rejected": as_messages(r["rejected"], "assistant"),
-            }
+        row = {
+            "prompt": prompt_messages(r["prompt"], conditioning, r["group"]),
+            "chosen": as_messages(r["chosen"], "assistant"),
+            "rejected": as_messages(r["rejected"], "assistant"),
+        }
         out.setdefault(r["split"], []).append({**row, **{k: r[k] for k in EXTRA}})
     return {s: out[s] for s in SPLITS if s in out}
 
@@ -47,14 +46,18 @@ def check_target(prefs: Path, out: Path, overwrite: bool) -> None:
 
 
 def export_trl(
-    prefs: str | Path, out: str | Path, validation_fraction: float = 0.1, overwrite: bool = False
+    prefs: str | Path,
+    out: str | Path,
+    validation_fraction: float = 0.1,
+    overwrite: bool = False,
+    conditioning: str = "none",
 ) -> dict[str, int]:
     """Write `prefs` (any format `train` reads) as a TRL `datasets` directory; records per split."""
     from jaxalign.io import staged_dir
 
     prefs, out = Path(prefs), Path(out)
     check_target(prefs, out, overwrite)
-    splits = trl_rows(read_records(prefs, None, validation_fraction))
+    splits = trl_rows(read_records(prefs, None, validation_fraction), conditioning)
     import datasets
 
     datasets.disable_progress_bars()
@@ -71,7 +74,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from jaxalign.config import load_config
 
     cfg = load_config(args.config, args.overrides)
-    counts = export_trl(args.prefs, args.out, cfg.data.validation_fraction, args.overwrite)
+    data = cfg.data
+    counts = export_trl(
+        args.prefs, args.out, data.validation_fraction, args.overwrite, data.conditioning
+    )
     shown = ", ".join(f"{s} {n}" for s, n in counts.items())
     print(
         f"wrote {args.out}: {sum(counts.values())} records ({shown}); "
