@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import TINY_CPU, tiny_config
 
 from jaxalign.cli import main
 from jaxalign.config import load_config
@@ -262,3 +262,12 @@ def test_conversational_trl_file_trains(tiny_tokenizer, tmp_path):
     assert results["data/validation/pairs"] == n_val
     assert results["data/train/pairs"] == len(conversational()) - n_val
     assert np.isfinite(results["train/loss"]) and "eval/rewards/accuracies" in results
+
+
+def test_train_cli_reports_a_bad_record_in_one_line(tiny_tokenizer, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"prompt": "p", "chosen": "a", "rejected": "b", "weight": "heavy"}\n')
+    args = ["train", "--config", str(TINY_CPU), f"model.tokenizer={tiny_tokenizer}"]
+    assert main([*args, f"data.prefs={bad}", f"train.run_dir={tmp_path / 'run'}"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and f"{bad}: line 1" in lines[0] and "'weight'" in lines[0]
