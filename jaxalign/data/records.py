@@ -170,7 +170,10 @@ def _number(record: dict, key: str, where: str, low: float, high: float) -> floa
         raise DataError(f"{where}: key '{key}': expected a number, got {got}")
     if not (math.isfinite(value) and low <= value <= high):
         upper = "" if math.isinf(high) else f" and <= {high:g}"
-        raise DataError(f"{where}: key '{key}': {value!r} must be >= {low:g}{upper}")
+        raise DataError(
+            f"{where}: key '{key}': {value!r} is out of range; expected a finite number "
+            f">= {low:g}{upper}"
+        )
     return float(value)
 
 
