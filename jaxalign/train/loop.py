@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from jaxalign import __version__
 from jaxalign.checkpoint import Checkpoints, abstract, git_commit
 from jaxalign.config import Config, ModelSpec, config_hash, dump, to_dict
+from jaxalign.data.chat import eos_ids
 from jaxalign.data.chat import pad_id as chat_pad_id
 from jaxalign.data.preferences import (
     Encoded,
@@ -77,7 +78,6 @@ def build_model(spec: ModelSpec, mesh):
         raise JaxalignError("model.path is empty (random init) but model.tokenizer is not set")
     tokenizer = load_tokenizer(resolve(spec.tokenizer))
     r = spec.random
-    eos = tokenizer.eos_token_id
     cfg = ModelConfig(
         family=r.family,
         vocab_size=len(tokenizer),
@@ -90,7 +90,7 @@ def build_model(spec: ModelSpec, mesh):
         tie_word_embeddings=r.tie_word_embeddings,
         attention_bias=r.family == "qwen2",
         qk_norm=r.family == "qwen3",
-        eos_token_id=(eos,) if eos is not None else (),
+        eos_token_id=eos_ids(tokenizer),
     )
     tensors = random_tensors(cfg, r.seed)
     model = build(
