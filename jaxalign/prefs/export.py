@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from jaxalign.data.records import SPLITS, read_records
-from jaxalign.errors import DataError
+from jaxalign.errors import DataError, JaxalignError
 
 EXTRA = ("weight", "soft_label", "group")
 
@@ -58,8 +58,12 @@ def export_trl(
     prefs, out = Path(prefs), Path(out)
     check_target(prefs, out, overwrite)
     splits = trl_rows(read_records(prefs, None, validation_fraction), conditioning)
-    import datasets
-
+    try:
+        import datasets
+    except ImportError:
+        raise JaxalignError(
+            "prefs export needs the `datasets` package: pip install datasets"
+        ) from None
     datasets.disable_progress_bars()
     table = datasets.DatasetDict(
         {s: datasets.Dataset.from_list(rows) for s, rows in splits.items()}
