@@ -32,7 +32,7 @@ def test_attention_failures_and_demographic_mix(survey_dir):
     failed = (frame["attention_passed"] < frame["attention_total"]).sum()
     assert 40 < failed < 200
     assert set(frame["gender"]) >= {"female", "male", "nonbinary"}
-    assert {"they/them", "she/her", "he/him"} <= set(frame["pronouns"])
+    assert {"they/them/theirs", "she/her/hers", "he/him/his"} <= set(frame["pronouns"])
     assert frame["ethnicity"].map(len).max() == 2  # multi-select happens
 
 
