@@ -58,6 +58,8 @@ def test_attention_checks_follow_each_arms_instructions():
 def test_attention_blank_skip_and_per_arm_overrides(capsys):
     skipped = raters(read("ratings.attention_blank=skip")[0]).loc["en-6"]
     assert (skipped.attention_passed, skipped.attention_total) == (14, 14)
+    unscored = raters(read("ratings.attention_expected.en.attention2=")[0]).loc["en-6"]
+    assert (unscored.attention_passed, unscored.attention_total) == (10, 10)
     # Non-default German expectations end to end through the CLI: now only de-4 passes there.
     overrides = [
         "ratings.attention_expected.de.attention2=stimme zu",
@@ -166,3 +168,18 @@ def test_misspelled_label_is_one_line_error(tmp_path, capsys, table, row, column
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert f"{table}, row {row}, column '{column}'" in err[0] and expect in err[0], err[0]
+
+
+def test_attention_expectation_must_be_an_agreement_label():
+    from jaxalign.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"ratings\.attention_expected\.de\.attention2: 'stimme vol zu'"
+    ):
+        load_config(None, ["ratings.attention_expected.de.attention2=stimme vol zu"])
+    assert (
+        load_config(
+            None, ["ratings.attention_expected.en.attention3="]
+        ).ratings.attention_expected.en.attention3
+        == ""
+    )

@@ -59,6 +59,13 @@ def test_export_tables_read_back_to_the_long_file(survey_dir):
     german = pd.read_csv(survey_dir / "aligniverse" / "df_ratings_german.csv")
     assert set(german["rating_toxicity"]) <= set(schema.LABELS_DE)
     assert set(german["gender_focused"]) <= {"Ja", "Nein"}
+    # Each arm answers its own attention instructions, and the reader scores them per arm.
+    assert (german["attention2"] == "stimme voll zu").mean() > 0.8
+    assert (german["attention3"] == "stimme nicht zu").mean() > 0.8
+    german_raters = from_export[from_export["language"] == "de"].drop_duplicates("rater_id")
+    assert (german_raters["attention_passed"] == german_raters["attention_total"]).mean() > 0.8
+    people = pd.read_csv(survey_dir / "aligniverse" / "df_participants_german.csv")
+    assert "Weiss" in set(people["ethnicity"].map(lambda v: json.loads(v)[0]))
 
 
 def test_manifest_records_shifts(survey_dir):
