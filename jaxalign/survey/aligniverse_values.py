@@ -17,7 +17,7 @@ import pandas as pd
 
 from jaxalign.survey.validate import Problems
 
-ARM_NAMES = {"en": "English", "de": "German"}
+ARM_NAMES = {"en": "an English-arm", "de": "a German-arm"}
 # Each arm's "not declared" option; the German app uses one string for every question.
 NOT_DECLARED = {"en": "I wish not to declare", "de": "Ich möchte keine Angaben machen"}
 # How a SQL NULL arrives in a CSV/JSONL dump (empty cell, NULL, MySQL's \N).
@@ -118,9 +118,7 @@ def choice(value, table: dict[str, str], arm: str, what: str) -> str | ValueErro
     if found is not None:
         return found
     options = ", ".join([*table, NOT_DECLARED[arm]])
-    return ValueError(
-        f"'{text}' is not a {ARM_NAMES[arm]}-arm {what} option; expected one of {options}"
-    )
+    return ValueError(f"'{text}' is not {ARM_NAMES[arm]} {what} option; expected one of {options}")
 
 
 def choices(value, table: dict[str, str] | None, arm: str, what: str):
