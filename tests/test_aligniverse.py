@@ -183,3 +183,18 @@ def test_attention_expectation_must_be_an_agreement_label():
         ).ratings.attention_expected.en.attention3
         == ""
     )
+
+
+def test_parquet_export_with_native_nulls_and_lists_reads_the_same(tmp_path):
+    for path in FIXTURE.glob("*.csv"):
+        table = pd.read_csv(path, dtype=str, keep_default_na=False).astype(object)
+        table = table.map(lambda v: None if v in ("", "NULL") else v)
+        for column in ("participant_id", "prompt_id", "question_id"):
+            if column in table:
+                table[column] = table[column].astype(int)
+        for column in ("ethnicity", "ancestry", "country_of_residence"):
+            if column in table:
+                table[column] = table[column].map(lambda v: json.loads(v) if isinstance(v, str) else None)
+        table.to_parquet(tmp_path / f"{path.stem}.parquet")
+    cfg = load_config(None, ["ratings.attention_min_fraction=0"]).ratings
+    pd.testing.assert_frame_equal(read()[0], load_ratings(tmp_path, cfg)[0])
