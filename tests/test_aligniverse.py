@@ -194,7 +194,9 @@ def test_parquet_export_with_native_nulls_and_lists_reads_the_same(tmp_path):
                 table[column] = table[column].astype(int)
         for column in ("ethnicity", "ancestry", "country_of_residence"):
             if column in table:
-                table[column] = table[column].map(lambda v: json.loads(v) if isinstance(v, str) else None)
+                table[column] = table[column].map(
+                    lambda v: json.loads(v) if isinstance(v, str) else None
+                )
         table.to_parquet(tmp_path / f"{path.stem}.parquet")
     cfg = load_config(None, ["ratings.attention_min_fraction=0"]).ratings
     pd.testing.assert_frame_equal(read()[0], load_ratings(tmp_path, cfg)[0])
