@@ -15,7 +15,9 @@ from flax import nnx
 from jaxalign import __version__
 from jaxalign.checkpoint import git_commit
 from jaxalign.config import Config, DPORun, config_hash, project
-from jaxalign.data.preferences import encode, longest_run, read_records, row_width, train_dataset
+from jaxalign.data.chat import pad_id
+from jaxalign.data.preferences import encode, longest_run, row_width, train_dataset
+from jaxalign.data.records import read_split
 from jaxalign.errors import JaxalignError
 from jaxalign.models.spec import build_model
 from jaxalign.sharding import make_mesh
@@ -28,14 +30,6 @@ from jaxalign.train.state import init_state
 
 log = logging.getLogger("jaxalign")
 SPLITS = ("train", "validation")
-
-
-def pad_id(tokenizer) -> int:
-    """Padding id: the tokenizer's pad, else its EOS, else 0."""
-    for value in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if value is not None:
-            return int(value)
-    return 0
 
 
 def mesh_of(cfg: DPORun):
@@ -52,7 +46,7 @@ def encode_splits(cfg: DPORun, tokenizer) -> dict:
     d = cfg.data
     enc = {
         s: encode(
-            read_records(d.prefs, s),
+            read_split(d, s),
             tokenizer,
             max_prompt_len=d.max_prompt_len,
             max_len=d.max_len,
@@ -95,7 +89,8 @@ def setup(cfg: DPORun) -> Algorithm:
     """Everything a DPO run needs, validated, before anything is written to the run directory."""
     if not cfg.data.prefs:
         raise JaxalignError(
-            "data.prefs is not set: give a `prefs build` JSONL file (data.prefs=FILE)"
+            "data.prefs is not set: give a `prefs build` JSONL file or TRL-format data "
+            "(data.prefs=PATH)"
         )
     mesh = mesh_of(cfg)
     model, tokenizer = build_model(cfg.model, mesh)

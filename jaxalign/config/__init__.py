@@ -18,6 +18,9 @@ from jaxalign.config.core import (
 )
 from jaxalign.config.schema import (
     AnalysisConfig,
+    AttentionDeConfig,
+    AttentionEnConfig,
+    AttentionExpected,
     Config,
     DataConfig,
     DPOConfig,
@@ -37,6 +40,9 @@ T = TypeVar("T")
 
 __all__ = [
     "AnalysisConfig",
+    "AttentionDeConfig",
+    "AttentionEnConfig",
+    "AttentionExpected",
     "Config",
     "DPOConfig",
     "DPORun",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jaxalign.config import ModelSpec
+from jaxalign.data.chat import eos_ids
 from jaxalign.errors import JaxalignError
 from jaxalign.models.config import ModelConfig
 from jaxalign.models.loading import (
@@ -34,7 +35,6 @@ def build_model(spec: ModelSpec, mesh):
         raise JaxalignError("model.path is empty (random init) but model.tokenizer is not set")
     tokenizer = load_tokenizer(resolve(spec.tokenizer))
     r = spec.random
-    eos = tokenizer.eos_token_id
     cfg = ModelConfig(
         family=r.family,
         vocab_size=len(tokenizer),
@@ -47,7 +47,7 @@ def build_model(spec: ModelSpec, mesh):
         tie_word_embeddings=r.tie_word_embeddings,
         attention_bias=r.family == "qwen2",
         qk_norm=r.family == "qwen3",
-        eos_token_id=(eos,) if eos is not None else (),
+        eos_token_id=eos_ids(tokenizer),
     )
     tensors = random_tensors(cfg, r.seed)
     model = build(
