@@ -41,8 +41,9 @@ from jaxalign.models.config import ModelConfig
 from jaxalign.models.loading import DTYPES, build, random_tensors
 from jaxalign.models.weights import param_table
 from jaxalign.sharding import make_mesh
-from jaxalign.train.dpo import frozen_reference, make_optimizer, make_train_step
+from jaxalign.train.dpo import frozen_reference, make_train_step
 from jaxalign.train.loop import step_flops
+from jaxalign.train.optim import make_optimizer
 
 
 def random_model(shape: str, dtype: str, remat: str, mesh, attention: str = "xla"):

@@ -55,6 +55,6 @@ stage models "${MODELS_LIMIT:-100}" env XLA_PYTHON_CLIENT_MEM_FRACTION=0.5 pytho
   --dtype bf16 --batch 8 --seq 1024 --decode-batches 1,64 --new-tokens 32 --repeats 3 \
   --section bench_models_gpu --write docs/BENCHMARKS.md
 # 4. The image's versions (jax/flax/optax/orbax/transformers) against the CPU test suite's core.
-stage compat_tests 80 env JAX_PLATFORMS=cpu python3 -m pytest -q -p no:cacheprovider -n 8 \
-  -m "not slow" tests/test_losses.py tests/test_train.py
+stage compat_tests 150 env JAX_PLATFORMS=cpu python3 -m pytest -q -p no:cacheprovider -n 8 \
+  -m "not slow" tests/test_losses.py tests/test_train.py tests/test_run_dir.py tests/test_runner.py
 cp docs/BENCHMARKS.md "$OUTDIR/"

@@ -244,7 +244,7 @@ def test_bad_record_is_one_located_line(case, tmp_path, capsys):
 
 
 def test_conversational_trl_file_trains(tiny_tokenizer, tmp_path):
-    from jaxalign.train.loop import train
+    from jaxalign.algos.dpo import train
 
     prefs = write_jsonl(tmp_path / "trl.jsonl", conversational())
     cfg = tiny_config(
