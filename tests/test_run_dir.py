@@ -288,3 +288,32 @@ def test_metrics_rows_are_on_disk_when_written(tmp_path):
     assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {"step": 1, "train/loss": 0.5}
     writer.close()
     assert np.isfinite(0.5)
+
+
+def test_export_and_eval_share_the_resume_restore_path(
+    finished, tiny_tokenizer, prefs, tmp_path, monkeypatch, capsys
+):
+    from conftest import TINY_CPU
+
+    import jaxalign.train.restore as restore
+    from jaxalign.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    for file in (run / "checkpoints" / "4" / "state").rglob("*"):
+        if file.is_file():
+            file.write_bytes(b"garbage")  # damaged newest step: falls back to step 2
+    calls = []
+    real = restore.restore_latest
+    monkeypatch.setattr(restore, "restore_latest", lambda *a: calls.append(1) or real(*a))
+    args = [f"model.tokenizer={tiny_tokenizer}", f"data.prefs={prefs}", f"train.run_dir={run}"]
+    out = tmp_path / "hf"
+    assert main(["model", "export", "--run-config", str(TINY_CPU), "--out", str(out), *args]) == 0
+    assert "restored step 2" in capsys.readouterr().out and calls == [1]
+    assert oct((run / "results.json").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -171,10 +171,18 @@ def locked(run_dir: Path) -> Iterator[None]:
             lock.unlink(missing_ok=True)
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_text(path: Path, text: str) -> None:
-    """Write a file atomically (complete or not at all)."""
+    """Write a file atomically (complete or not at all), with the umask's permissions."""
     with staged_files(path) as (tmp,):
         tmp.write_text(text, encoding="utf-8")
+        tmp.chmod(0o666 & ~_umask())  # temp files are 0600; run files are shared
 
 
 def load_results(run_dir: Path) -> dict:
