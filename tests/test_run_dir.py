@@ -317,3 +317,29 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_cli_resume_refusal_and_allow_change(finished, tiny_tokenizer, prefs, tmp_path, capsys):
+    from conftest import TINY_CPU
+
+    from jaxalign.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    args = [
+        f"model.tokenizer={tiny_tokenizer}",
+        f"data.prefs={prefs}",
+        f"train.run_dir={run}",
+        "data.buckets=[32,64,96,128]",
+        "data.max_prompt_len=40",
+        "data.max_len=64",
+        "train.mesh_devices=1",
+        *FOUR,
+        "train.steps=5",
+    ]
+    assert main(["train", "--config", str(TINY_CPU), *args]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train.steps: 4 -> 5" in err
+    allow = ["--allow-change", "train.steps"]
+    assert main(["train", "--config", str(TINY_CPU), *allow, *args]) == 0
+    assert [r["step"] for r in rows(run) if "train/loss" in r] == [1, 2, 3, 4, 5]
