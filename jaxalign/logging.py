@@ -44,6 +44,17 @@ class MetricsWriter:
             + "\n"
         )
 
+    def restart(self, step: int) -> None:
+        """Mark a resume at `step`: TensorBoard drops events logged after it by the earlier try."""
+        if not self.enabled:
+            return
+        from tensorboard.compat.proto import event_pb2
+
+        start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+        self._events.add_event(
+            event_pb2.Event(wall_time=time.time(), step=int(step), session_log=start)
+        )
+
     def flush(self) -> None:
         """Flush both files."""
         if self.enabled:

@@ -89,6 +89,11 @@ def test_rerun_and_resume_keep_results_and_rows(finished, tiny_tokenizer, prefs,
     assert eval_steps == [2, 4]
     resumed_losses = [r["train/loss"] for r in rows(resumed) if "train/loss" in r]
     assert resumed_losses == [r["train/loss"] for r in rows(finished) if "train/loss" in r]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(resumed / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3, 4]
     row = next(r for r in rows(resumed) if r["step"] == 3)
     assert row["train/learning_rate"] > 0 and row["train/epoch"] == pytest.approx(3 * 8 / 36)
 

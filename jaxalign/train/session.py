@@ -124,6 +124,8 @@ def _fit(cfg, config, algo, meta, allow, progress, run_dir, checkpoints) -> dict
     try:
         if start == 0:
             writer.write(0, {**algo.stats, **base})  # data counts and base evaluations
+        else:
+            writer.restart(start + 1)
         hooks = [
             eval_hook(algo, writer, cfg.eval_every),
             checkpoint_hook(checkpoints, algo, new, meta, cfg.checkpoint_every),
