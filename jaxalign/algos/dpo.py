@@ -16,7 +16,14 @@ from jaxalign import __version__
 from jaxalign.checkpoint import git_commit
 from jaxalign.config import Config, DPORun, config_hash, project
 from jaxalign.data.chat import pad_id
-from jaxalign.data.preferences import encode, longest_run, row_width, train_dataset
+from jaxalign.data.preferences import (
+    Encoded,
+    encode,
+    epoch_order,
+    longest_run,
+    row_width,
+    train_dataset,
+)
 from jaxalign.data.records import read_split
 from jaxalign.errors import JaxalignError
 from jaxalign.models.spec import build_model
@@ -85,6 +92,47 @@ def references(cfg: DPORun, enc: dict, model, params, logps_fn, mesh, pad: int):
     return None, dict.fromkeys(enc)
 
 
+def batches(cfg: DPORun, train: Encoded, mesh, pad: int, ref_logps):
+    """The resumable iterator over training batches (order: a pure function of seed and step)."""
+    dataset = train_dataset(
+        train,
+        batch_size=cfg.data.batch_size,
+        steps=cfg.train.steps,
+        seed=cfg.data.seed,
+        balance_groups=cfg.data.balance_groups,
+        buckets=cfg.data.buckets,
+        pad_id=pad,
+        ref_logps=ref_logps,
+        **loop.row_options(cfg, mesh),
+    )
+    return iter(dataset.to_iter_dataset())
+
+
+def describer(cfg: DPORun, model):
+    """batch -> its tokens and FLOPs (FLOPs per batch shape computed once: it walks every param)."""
+    flops_of = functools.cache(
+        lambda rows, seq: loop.step_flops(model, rows, seq, cfg.dpo.reference == "model")
+    )
+
+    def describe(host: dict) -> dict:
+        """Tokens and FLOPs of one global batch."""
+        rows, seq = host["tokens"].shape
+        tokens = float((host["segment_ids"] > 0).sum()) * jax.process_count()
+        return {"tokens": tokens, "flops": flops_of(rows * jax.process_count(), seq)}
+
+    return describe
+
+
+def extras_of(cfg: DPORun, train: Encoded):
+    """step -> the learning rate of that step's update and the epochs of data seen after it."""
+    schedule = make_schedule(cfg.optim, update_count(cfg.optim, cfg.train.steps))
+    per_epoch = len(epoch_order(train, 0, cfg.data.seed, cfg.data.balance_groups))
+    return lambda step: {
+        "learning_rate": float(schedule((step - 1) // cfg.optim.grad_accum)),
+        "epoch": step * cfg.data.batch_size / per_epoch,
+    }
+
+
 def setup(cfg: DPORun) -> Algorithm:
     """Everything a DPO run needs, validated, before anything is written to the run directory."""
     if not cfg.data.prefs:
@@ -101,56 +149,19 @@ def setup(cfg: DPORun) -> Algorithm:
     ref_params, cache = references(cfg, enc, model, params, logps_fn, mesh, pad)
     tx = make_optimizer(cfg.optim, update_count(cfg.optim, cfg.train.steps))
     state, shardings = init_state(params, tx, mesh)
-    dataset = train_dataset(
-        enc["train"],
-        batch_size=cfg.data.batch_size,
-        steps=cfg.train.steps,
-        seed=cfg.data.seed,
-        balance_groups=cfg.data.balance_groups,
-        buckets=cfg.data.buckets,
-        pad_id=pad,
-        ref_logps=cache["train"],
-        **loop.row_options(cfg, mesh),
-    )
     step_fn = make_train_step(graphdef, tx, cfg.dpo, cfg.data, shardings)
-    flops_of = functools.cache(  # per batch shape: it walks every parameter
-        lambda rows, seq: loop.step_flops(model, rows, seq, cfg.dpo.reference == "model")
-    )
-    schedule = make_schedule(cfg.optim, update_count(cfg.optim, cfg.train.steps))
-    per_epoch = len(loop_epoch(enc["train"], cfg))
-
-    def describe(host: dict) -> dict:
-        """Tokens and FLOPs of one global batch."""
-        rows, seq = host["tokens"].shape
-        tokens = float((host["segment_ids"] > 0).sum()) * jax.process_count()
-        return {"tokens": tokens, "flops": flops_of(rows * jax.process_count(), seq)}
-
-    def extras(step: int) -> dict:
-        """The learning rate of this step's update and the epochs of data seen after it."""
-        return {
-            "learning_rate": float(schedule((step - 1) // cfg.optim.grad_accum)),
-            "epoch": step * cfg.data.batch_size / per_epoch,
-        }
-
     return Algorithm(
         state=state,
         step=lambda s, host: step_fn(s, ref_params, loop._put(mesh, host)),
-        batches=iter(dataset.to_iter_dataset()),
+        batches=batches(cfg, enc["train"], mesh, pad, cache["train"]),
         evaluate=lambda p: loop.evaluate(
             p, enc["validation"], cache["validation"], logps_fn, cfg, mesh, pad
         ),
-        describe=describe,
-        extras=extras,
+        describe=describer(cfg, model),
+        extras=extras_of(cfg, enc["train"]),
         progress={"loss": "train/loss", "acc": "train/rewards/accuracies"},
         stats={f"data/{s}/{k}": float(v) for s, e in enc.items() for k, v in e.counts.items()},
     )
-
-
-def loop_epoch(data, cfg: DPORun):
-    """One epoch's example order (its length is the epoch size in pairs)."""
-    from jaxalign.data.preferences import epoch_order
-
-    return epoch_order(data, 0, cfg.data.seed, cfg.data.balance_groups)
 
 
 def meta_of(cfg: DPORun) -> dict:
