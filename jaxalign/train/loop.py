@@ -48,6 +48,7 @@ from jaxalign.models.loading import (
 from jaxalign.models.weights import param_table
 from jaxalign.sharding import make_mesh, named, pinned
 from jaxalign.train.dpo import (
+    eval_rewards,
     frozen_reference,
     make_logps_fn,
     make_optimizer,
@@ -200,7 +201,7 @@ def evaluate(
     if not len(data):
         return {}
     logps, lengths = all_logps(params, data, logps_fn, cfg, mesh, pad_id, "evaluate")
-    rewards = cfg.dpo.beta * (logps - (ref if ref is not None else 0.0))
+    rewards = eval_rewards(logps, lengths, ref, cfg.dpo)
     groups = np.asarray(data.group)
     weights = np.asarray(data.weight, np.float64)
     out = {}
@@ -298,6 +299,10 @@ def train(cfg: Config, progress: bool = True) -> dict:
     ref_params, ref_cache = None, {"train": None, "validation": None}
     if cfg.dpo.reference == "model":
         ref_params = frozen_reference(params, model.dtype)
+        # held-out rewards need the reference too (else base accuracy reads 0.0, not 0.5)
+        ref_cache["validation"] = all_logps(
+            ref_params, enc["validation"], logps_fn, cfg, mesh, pad_id, "reference validation"
+        )[0]
     elif cfg.dpo.reference == "cache":
         ref_cache = {
             s: reference_cache(cfg, s, enc[s], params, logps_fn, mesh, pad_id) for s in enc
