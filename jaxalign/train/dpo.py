@@ -58,7 +58,7 @@ def pair_stats(model, batch: dict, chunk: int, causal_only: bool = False) -> dic
     the hidden state at `prev` in its row, and response tokens are summed into their pair's
     chosen (branch 1) or rejected (branch 2) slot. `logits` sums each token's mean logit over
     the vocabulary (TRL's `logits/*`), computed as hidden @ mean(kernel) since the mean is
-    linear: no extra pass over the vocabulary.
+    linear: no extra pass over the vocabulary (the supported families have no output bias).
     """
     tokens = batch["tokens"]
     hidden = model.hidden(
@@ -79,6 +79,7 @@ def pair_stats(model, batch: dict, chunk: int, causal_only: bool = False) -> dic
     slot = (batch["pair"] * 2 + jnp.clip(batch["branch"] - 1, 0, 1)).reshape(-1)
 
     def per_slot(x):
+        """Sum of x over each pair's chosen and rejected response tokens: [B, 2]."""
         return jax.ops.segment_sum((x * mask).reshape(-1), slot, num_segments=2 * n).reshape(n, 2)
 
     return {
