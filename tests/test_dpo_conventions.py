@@ -186,6 +186,7 @@ def test_simpo_held_out_rewards_have_no_reference(tiny_tokenizer, prefs, tmp_pat
     assert results["base/rewards/accuracies"] == results["base/logp_accuracy_normalized"]
     assert results["base/rewards/margins"] != 0.0
     assert {"train/logits/chosen", "train/logits/rejected"} <= set(results)
+    assert not list(prefs.parent.glob("*.ref-*.npy"))  # no reference pass for SimPO
 
 
 def test_use_soft_labels_false_keeps_ties_and_rounds_the_rest():

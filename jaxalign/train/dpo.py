@@ -100,6 +100,12 @@ def causal_only(data: DataConfig) -> bool:
     return data.layout == "pairs" and not data.pack_len
 
 
+def reference_kind(dpo: DPOConfig) -> str:
+    """`dpo.reference`, or "none" for a loss type without a reference (SimPO): no reference
+    model is held and no reference log-probs are computed for it."""
+    return "none" if dpo.loss_type in REFERENCE_FREE else dpo.reference
+
+
 def labels_for_loss(soft_labels, use_soft_labels: bool):
     """The label distribution p(chosen wins) the loss uses per pair.
 
@@ -163,8 +169,8 @@ def make_train_step(graphdef, tx, dpo: DPOConfig, data: DataConfig, state_shardi
     @partial(jax.jit, donate_argnums=(0,), out_shardings=out_shardings)
     def step(state, ref_params, batch):
         ref_logps = batch.get("ref_logps")
-        if dpo.reference == "none" or dpo.loss_type in REFERENCE_FREE:
-            ref_logps = None  # SimPO has no reference term
+        if reference_kind(dpo) == "none":
+            ref_logps = None
         elif ref_params is not None:
             ref_logps, _ = pair_logps(
                 nnx.merge(graphdef, ref_params), batch, dpo.logprob_chunk, causal_only(data)
@@ -210,6 +216,6 @@ def eval_rewards(logps, lengths, ref, dpo: DPOConfig) -> np.ndarray:
         lengths[:, 1],
         loss_type=dpo.loss_type,
         beta=dpo.beta,
-        reference_free=dpo.reference == "none",
+        reference_free=reference_kind(dpo) == "none",
     )
     return np.stack([np.asarray(chosen), np.asarray(rejected)], axis=1)
