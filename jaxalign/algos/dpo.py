@@ -29,7 +29,12 @@ from jaxalign.errors import JaxalignError
 from jaxalign.models.spec import build_model
 from jaxalign.sharding import make_mesh
 from jaxalign.train import loop
-from jaxalign.train.dpo import frozen_reference, make_logps_fn, make_train_step
+from jaxalign.train.dpo import (
+    frozen_reference,
+    make_logps_fn,
+    make_train_step,
+    reference_kind,
+)
 from jaxalign.train.optim import make_optimizer, make_schedule, update_count
 from jaxalign.train.runner import Algorithm
 from jaxalign.train.session import fit
@@ -83,9 +88,15 @@ def encode_splits(cfg: DPORun, tokenizer) -> dict:
 
 def references(cfg: DPORun, enc: dict, model, params, logps_fn, mesh, pad: int):
     """(reference params for the in-step reference | None, cached reference log-probs per split)."""
-    if cfg.dpo.reference == "model":
-        return frozen_reference(params, model.dtype), dict.fromkeys(enc)
-    if cfg.dpo.reference == "cache":
+    kind = reference_kind(cfg.dpo)
+    if kind == "model":
+        ref_params = frozen_reference(params, model.dtype)
+        # held-out rewards need the reference too (else base accuracy reads 0.0, not 0.5)
+        val = loop.all_logps(
+            ref_params, enc["validation"], logps_fn, cfg, mesh, pad, "reference validation"
+        )[0]
+        return ref_params, {"train": None, "validation": val}
+    if kind == "cache":
         return None, {
             s: loop.reference_cache(cfg, s, enc[s], params, logps_fn, mesh, pad) for s in enc
         }
@@ -111,7 +122,7 @@ def batches(cfg: DPORun, train: Encoded, mesh, pad: int, ref_logps):
 def describer(cfg: DPORun, model):
     """batch -> its tokens and FLOPs (FLOPs per batch shape computed once: it walks every param)."""
     flops_of = functools.cache(
-        lambda rows, seq: loop.step_flops(model, rows, seq, cfg.dpo.reference == "model")
+        lambda rows, seq: loop.step_flops(model, rows, seq, reference_kind(cfg.dpo) == "model")
     )
 
     def describe(host: dict) -> dict:

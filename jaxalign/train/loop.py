@@ -23,6 +23,7 @@ from jaxalign.data.preferences import (
 )
 from jaxalign.models.weights import param_table
 from jaxalign.sharding import named
+from jaxalign.train.dpo import eval_rewards
 
 log = logging.getLogger("jaxalign")
 
@@ -114,7 +115,7 @@ def evaluate(
     if not len(data):
         return {}
     logps, lengths = all_logps(params, data, logps_fn, cfg, mesh, pad_id, "evaluate")
-    rewards = cfg.dpo.beta * (logps - (ref if ref is not None else 0.0))
+    rewards = eval_rewards(logps, lengths, ref, cfg.dpo)
     groups = np.asarray(data.group)
     weights = np.asarray(data.weight, np.float64)
     out = {}
