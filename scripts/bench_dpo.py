@@ -35,6 +35,7 @@ import numpy as np
 from benchlib import SHAPES, machine, shape_config, write_section
 from flax import nnx
 
+from jaxalign.algos.dpo_eval import step_flops
 from jaxalign.config import DataConfig, DPOConfig, OptimConfig
 from jaxalign.data.preferences import Encoded, collate, longest_run
 from jaxalign.models.config import ModelConfig
@@ -42,7 +43,6 @@ from jaxalign.models.loading import DTYPES, build, random_tensors
 from jaxalign.models.weights import param_table
 from jaxalign.sharding import make_mesh
 from jaxalign.train.dpo import frozen_reference, make_train_step
-from jaxalign.train.loop import step_flops
 from jaxalign.train.optim import make_optimizer
 
 

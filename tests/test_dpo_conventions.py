@@ -15,12 +15,12 @@ from conftest import tiny_config, write_learnable_prefs
 from flax import nnx
 from test_data import SMALL, random_pairs
 
+from jaxalign.algos.dpo import train
 from jaxalign.config import DataConfig, DPOConfig
 from jaxalign.data.preferences import collate
 from jaxalign.models import ModelConfig
 from jaxalign.models.loading import build, random_tensors
 from jaxalign.train.dpo import _loss, pair_logps
-from jaxalign.train.loop import train
 
 BUCKETS = (16, 32, 48, 64)
 INDICES = [0, 1, 2, 3, -1, 4, 5, -1]  # two filler slots

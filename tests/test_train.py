@@ -249,7 +249,7 @@ def test_cached_reference_equals_in_step_reference(tiny_tokenizer, prefs, tmp_pa
 
 
 def test_step_flops_breakdown(tiny_tokenizer):
-    from jaxalign.train.loop import step_flops
+    from jaxalign.algos.dpo_eval import step_flops
 
     cfg = load_config(ROOT / "configs/train/tiny_cpu.yaml", [f"model.tokenizer={tiny_tokenizer}"])
     model, _ = build_model(cfg.model, None)

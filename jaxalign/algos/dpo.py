@@ -13,6 +13,7 @@ import jax
 from flax import nnx
 
 from jaxalign import __version__
+from jaxalign.algos import dpo_eval
 from jaxalign.checkpoint import git_commit
 from jaxalign.config import Config, DPORun, config_hash, project
 from jaxalign.data.chat import pad_id
@@ -28,7 +29,6 @@ from jaxalign.data.records import read_split
 from jaxalign.errors import JaxalignError
 from jaxalign.models.spec import build_model
 from jaxalign.sharding import make_mesh
-from jaxalign.train import loop
 from jaxalign.train.dpo import (
     frozen_reference,
     make_logps_fn,
@@ -92,13 +92,13 @@ def references(cfg: DPORun, enc: dict, model, params, logps_fn, mesh, pad: int):
     if kind == "model":
         ref_params = frozen_reference(params, model.dtype)
         # held-out rewards need the reference too (else base accuracy reads 0.0, not 0.5)
-        val = loop.all_logps(
+        val = dpo_eval.all_logps(
             ref_params, enc["validation"], logps_fn, cfg, mesh, pad, "reference validation"
         )[0]
         return ref_params, {"train": None, "validation": val}
     if kind == "cache":
         return None, {
-            s: loop.reference_cache(cfg, s, enc[s], params, logps_fn, mesh, pad) for s in enc
+            s: dpo_eval.reference_cache(cfg, s, enc[s], params, logps_fn, mesh, pad) for s in enc
         }
     return None, dict.fromkeys(enc)
 
@@ -114,7 +114,7 @@ def batches(cfg: DPORun, train: Encoded, mesh, pad: int, ref_logps):
         buckets=cfg.data.buckets,
         pad_id=pad,
         ref_logps=ref_logps,
-        **loop.row_options(cfg, mesh),
+        **dpo_eval.row_options(cfg, mesh),
     )
     return iter(dataset.to_iter_dataset())
 
@@ -122,7 +122,7 @@ def batches(cfg: DPORun, train: Encoded, mesh, pad: int, ref_logps):
 def describer(cfg: DPORun, model):
     """batch -> its tokens and FLOPs (FLOPs per batch shape computed once: it walks every param)."""
     flops_of = functools.cache(
-        lambda rows, seq: loop.step_flops(model, rows, seq, reference_kind(cfg.dpo) == "model")
+        lambda rows, seq: dpo_eval.step_flops(model, rows, seq, reference_kind(cfg.dpo) == "model")
     )
 
     def describe(host: dict) -> dict:
@@ -163,9 +163,9 @@ def setup(cfg: DPORun) -> Algorithm:
     step_fn = make_train_step(graphdef, tx, cfg.dpo, cfg.data, shardings)
     return Algorithm(
         state=state,
-        step=lambda s, host: step_fn(s, ref_params, loop._put(mesh, host)),
+        step=lambda s, host: step_fn(s, ref_params, dpo_eval._put(mesh, host)),
         batches=batches(cfg, enc["train"], mesh, pad, cache["train"]),
-        evaluate=lambda p: loop.evaluate(
+        evaluate=lambda p: dpo_eval.evaluate(
             p, enc["validation"], cache["validation"], logps_fn, cfg, mesh, pad
         ),
         describe=describer(cfg, model),

@@ -1,7 +1,7 @@
 """DPO data on devices: batch placement, all log-probs of a split, the reference cache,
 held-out evaluation (overall and per rater group) and FLOPs per step.
 
-The loop itself is `jaxalign.train.runner`; the DPO wiring is `jaxalign.algos.dpo`.
+The loop is `jaxalign.train.runner`; `jaxalign.algos.dpo` wires these into it.
 """
 
 from __future__ import annotations
@@ -159,16 +159,3 @@ def step_flops(model, rows: int, seq: int, reference_in_step: bool) -> dict[str,
     }
     parts["total"] = sum(parts.values())
     return parts
-
-
-def __getattr__(name: str):
-    """Names that moved (`train` to jaxalign.algos.dpo, `build_model` to jaxalign.models.spec)."""
-    if name == "train":
-        from jaxalign.algos.dpo import train
-
-        return train
-    if name == "build_model":
-        from jaxalign.models.spec import build_model
-
-        return build_model
-    raise AttributeError(name)
