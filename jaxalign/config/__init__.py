@@ -14,12 +14,14 @@ from jaxalign.config.core import (
     read_yaml,
     to_dict,
 )
+from jaxalign.config.reward import RewardConfig
 from jaxalign.config.schema import (
     AnalysisConfig,
     Config,
     DataConfig,
     DPOConfig,
     EffectConfig,
+    InteractionConfig,
     ModelSpec,
     OptimConfig,
     PrefsConfig,
@@ -36,11 +38,13 @@ __all__ = [
     "DPOConfig",
     "DataConfig",
     "EffectConfig",
+    "InteractionConfig",
     "ModelSpec",
     "OptimConfig",
     "PrefsConfig",
     "RandomInitConfig",
     "RatingsConfig",
+    "RewardConfig",
     "SimulateConfig",
     "SplitConfig",
     "TrainConfig",

@@ -2,8 +2,12 @@
 
 Model, per rater r, response i and dimension d (expected rating on the 1..5 agreement scale):
 
-    m = clip(level[i, d] + leniency[r, d] + sum_e shift_e * [r in group_e], 1, 5)
+    m = clip(level[i, d] + leniency[r, d] + sum_e shift_e * [r in group_e]
+             + sum_j shift_j * ([style_i in styles_j] - share_j) * [r in group_j], 1, 5)
     rating = 1 + Binomial(4, (m - 1) / 4)              (mean exactly m, spread ~ disagreement)
+
+Interactions `j` change how a group ranks responses; centred by the styles' share of the
+bank, they leave the group's mean rating where the planted effects put it.
 
 Careless raters answer uniformly at random and mostly fail attention checks. Each planted
 effect `e` ("group rates d pct% above reference") gets an additive shift solved so that,
@@ -24,7 +28,7 @@ from jaxalign.config import RatingsConfig, SimulateConfig, to_dict
 from jaxalign.survey import schema
 from jaxalign.survey.aligniverse import write_export
 from jaxalign.survey.groups import contrast, member
-from jaxalign.survey.itembank import build_bank
+from jaxalign.survey.itembank import bank_summary, build_bank
 
 GENDER = {"female": 0.48, "male": 0.46, "nonbinary": 0.04, "undeclared": 0.02}
 NONBINARY_PRONOUNS = {"they/them": 0.7, "ze/hir": 0.1, "xe/xem": 0.1, "ey/em": 0.1}
@@ -182,13 +186,21 @@ def assign_items(n_raters: int, n_items: int, k: int, rng: np.random.Generator) 
     return out
 
 
-def solve_shifts(cfg: SimulateConfig, people: pd.DataFrame, base: np.ndarray) -> dict[int, float]:
+def solve_shifts(
+    cfg: SimulateConfig, people: pd.DataFrame, expected: np.ndarray, kept: np.ndarray | None = None
+) -> dict[int, float]:
     """Additive shift per effect so group/reference mean ratios hit the planted percentages.
 
-    `base[r, d]` is rater r's expected rating on d before effects (their items + leniency).
+    `expected[r, k, d]` is rater r's expected rating of item k on d before effects; ratios
+    hold over the raters in `kept` (those the attention rule keeps; default the attentive
+    ones), with careless raters' uniform answers (mean 3) left unshifted. The linear
+    solution ignores the 1..5 clip; a few Newton steps then make the clipped means (what
+    raters actually give) hit the ratios, since wide level ranges clip noticeably.
     """
-    attentive = people[~people["careless"]].reset_index(drop=True)
-    base_a = base[~people["careless"].to_numpy()]
+    careless = people["careless"].to_numpy()
+    keep = ~careless if kept is None else kept
+    attentive = people[keep].reset_index(drop=True)
+    exp_a = np.where(careless[keep][:, None, None], 3.0, expected[keep])
     shifts: dict[int, float] = {}
     for d, dim in enumerate(schema.DIMENSIONS):
         idx = [i for i, e in enumerate(cfg.effects) if e.dimension == dim]
@@ -196,29 +208,65 @@ def solve_shifts(cfg: SimulateConfig, people: pd.DataFrame, base: np.ndarray) ->
             continue
         gets = np.stack(
             [member(attentive, cfg.effects[i].attribute, cfg.effects[i].group) for i in idx], 1
-        )
-        A = np.zeros((len(idx), len(idx)))
-        b = np.zeros(len(idx))
-        for row, i in enumerate(idx):
+        ).astype(float)
+        gets[careless[keep]] = 0.0
+        masks, ratios = [], []
+        for i in idx:
             e = cfg.effects[i]
             g, ref = contrast(attentive, e.attribute, e.group, e.reference)
             if not g.any() or not ref.any():
                 raise ValueError(
                     f"planted effect {e.attribute}={e.group} vs {e.reference}: no simulated raters in one group"
                 )
-            ratio = 1.0 + e.pct / 100.0
-            A[row] = gets[g].mean(0) - ratio * gets[ref].mean(0)
-            b[row] = ratio * base_a[ref, d].mean() - base_a[g, d].mean()
-        solution = np.linalg.lstsq(A, b, rcond=None)[0]
+            masks.append((g, ref))
+            ratios.append(1.0 + e.pct / 100.0)
+        solution = _solve_clipped(exp_a[:, :, d], gets, masks, np.array(ratios))
         shifts.update({i: float(s) for i, s in zip(idx, solution)})
     return shifts
+
+
+def _solve_clipped(expected, gets, masks, ratios, steps: int = 20) -> np.ndarray:
+    """Shifts x with mean(clip(expected + gets @ x))[g] = ratio * the same mean over ref."""
+
+    def residual(x):
+        m = np.clip(expected + (gets @ x)[:, None], 1.0, 5.0).mean(1)
+        return np.array([m[g].mean() - r * m[ref].mean() for (g, ref), r in zip(masks, ratios)])
+
+    # Unclipped, the system is linear: A x = b.
+    A = np.stack([gets[g].mean(0) - r * gets[ref].mean(0) for (g, ref), r in zip(masks, ratios)])
+    x = np.linalg.lstsq(A, -residual(np.zeros(len(ratios))), rcond=None)[0]
+    for _ in range(steps):
+        f = residual(x)
+        if np.abs(f).max() < 1e-9:
+            break
+        jac = np.stack(
+            [(residual(x + 1e-4 * np.eye(len(x))[j]) - f) / 1e-4 for j in range(len(x))], 1
+        )
+        x = x - np.linalg.lstsq(jac, f, rcond=None)[0]
+    return x
+
+
+def interaction_offsets(cfg: SimulateConfig, people, bank, items) -> np.ndarray:
+    """[n, k, D] rating offsets of the planted interactions on each rater's items."""
+    styles = np.array([r.style for r in bank], dtype=object)
+    out = np.zeros((*items.shape, len(schema.DIMENSIONS)))
+    for inter in cfg.interactions:
+        hit = np.isin(styles, inter.styles).astype(float)
+        centred = inter.shift * (hit - hit.mean())  # [N]
+        gets = member(people, inter.attribute, inter.group).astype(float)
+        out[:, :, schema.DIMENSIONS.index(inter.dimension)] += gets[:, None] * centred[items]
+    return out
 
 
 def simulate(cfg: SimulateConfig, ratings_cfg: RatingsConfig | None = None) -> dict:
     """Simulate the survey in memory: people, rated items (wide), bank prompts and a manifest."""
     ratings_cfg = ratings_cfg or RatingsConfig()
     rng = np.random.default_rng(cfg.seed)
-    bank = [r for q in build_bank(cfg.questions, cfg.responses_per_question) for r in q]
+    bank = [
+        r
+        for q in build_bank(cfg.questions, cfg.responses_per_question, cfg.length_helpfulness)
+        for r in q
+    ]
     levels = np.array([r.levels for r in bank])  # [N, D]
     people = simulate_people(cfg, rng)
     n, k, n_dim = len(people), cfg.items_per_rater, len(schema.DIMENSIONS)
@@ -226,21 +274,24 @@ def simulate(cfg: SimulateConfig, ratings_cfg: RatingsConfig | None = None) -> d
     leniency = np.clip(
         rng.normal(0.0, cfg.leniency_sd, (n, n_dim)), -2 * cfg.leniency_sd, 2 * cfg.leniency_sd
     )
-    base = levels[items].mean(1) + leniency  # [n, D]
-    shifts = solve_shifts(cfg, people, base)
+    inter = interaction_offsets(cfg, people, bank, items)  # [n, k, D]
+    attention = _attention_answers(people, k, cfg, ratings_cfg, rng)
+    # Shifts are solved on top of the interactions, over the raters the attention rule keeps,
+    # so planted ratios hold in the analysed sample.
+    kept = _kept(attention, ratings_cfg)
+    shifts = solve_shifts(cfg, people, levels[items] + inter + leniency[:, None, :], kept)
     shift = np.zeros((n, n_dim))
     for i, value in shifts.items():
         e = cfg.effects[i]
         shift[:, schema.DIMENSIONS.index(e.dimension)] += value * member(
             people, e.attribute, e.group
         )
-    raw_m = levels[items] + leniency[:, None, :] + shift[:, None, :]  # [n, k, D]
+    raw_m = levels[items] + inter + leniency[:, None, :] + shift[:, None, :]  # [n, k, D]
     m = np.clip(raw_m, 1.0, 5.0)
     ratings = 1 + rng.binomial(4, (m - 1.0) / 4.0)
     careless = people["careless"].to_numpy()
     ratings[careless] = rng.integers(1, 6, size=(int(careless.sum()), k, n_dim))
     focused = rng.random((n, k)) < np.where(careless, 0.5, 0.9)[:, None]
-    attention = _attention_answers(people, k, cfg, ratings_cfg, rng)
     table = _wide_items(people, bank, items, ratings, focused, attention)
     prompts = _bank_prompts(bank, cfg)
     manifest = {
@@ -252,18 +303,38 @@ def simulate(cfg: SimulateConfig, ratings_cfg: RatingsConfig | None = None) -> d
             {**to_dict(cfg.effects[i]), "additive_shift": round(s, 6)}
             for i, s in sorted(shifts.items())
         ],
+        "planted_interactions": _interaction_manifest(cfg, bank),
         "clipped_expectations": int(((raw_m < 1) | (raw_m > 5))[~careless].sum()),
-        "responses": [
-            {
-                "prompt_id": i + 1,
-                "question_id": r.question_index + 1,
-                "style": r.style,
-                "levels": dict(zip(schema.DIMENSIONS, r.levels)),
-            }
-            for i, r in enumerate(bank)
-        ],
+        **bank_summary(bank, cfg.length_helpfulness),
     }
     return {"people": people, "items": table, "prompts": prompts, "manifest": manifest}
+
+
+def _interaction_manifest(cfg: SimulateConfig, bank) -> list[dict]:
+    """Each planted interaction with the offsets it gives inside and outside its styles."""
+    out = []
+    for inter in cfg.interactions:
+        share = float(np.mean([r.style in inter.styles for r in bank]))
+        out.append(
+            {
+                **to_dict(inter),
+                "offset_in_styles": round(inter.shift * (1.0 - share), 6),
+                "offset_other_styles": round(-inter.shift * share, 6),
+            }
+        )
+    return out
+
+
+def _kept(attention: dict[str, np.ndarray], ratings_cfg: RatingsConfig) -> np.ndarray:
+    """Raters the reader's attention rule keeps (see readers.py: share of checks passed)."""
+    passed = total = 0
+    for column, answers in attention.items():
+        expected = schema.LABEL_TO_RATING[ratings_cfg.attention_expected[column]]
+        asked = answers > 0
+        total = total + asked.sum(1)
+        passed = passed + (asked & (answers == expected)).sum(1)
+    total = np.asarray(total)
+    return (total == 0) | (passed >= ratings_cfg.attention_min_fraction * total - 1e-9)
 
 
 def _attention_answers(people, k, cfg, ratings_cfg, rng) -> dict[str, np.ndarray]:
