@@ -464,6 +464,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_eval)
 
+    from jaxalign.rewards.cli import register as register_reward
+
+    register_reward(groups)
+
     config = groups.add_parser("config", help="inspect resolved configs")
     config_cmds = config.add_subparsers(dest="command", metavar="<command>", required=True)
     p = config_cmds.add_parser("show", help="print the resolved config and its hash", epilog=EPILOG)

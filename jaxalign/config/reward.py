@@ -32,7 +32,7 @@ class RewardConfig:
     min_spearman: float = field(default=0.5, metadata={"ge": -1.0, "le": 1.0})
     # A scored text whose largest cosine similarity to any training text is below this is
     # flagged out of distribution.
-    ood_threshold: float = field(default=0.5, metadata={"ge": 0.0, "le": 1.0})
+    ood_threshold: float = field(default=0.3, metadata={"ge": 0.0, "le": 1.0})
 
     def __post_init__(self):
         """Groups parse; dimensions are distinct and non-empty; penalties are positive."""
