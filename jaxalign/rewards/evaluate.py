@@ -16,8 +16,8 @@ import numpy as np
 from scipy import stats
 
 from jaxalign.rewards.features import Tfidf
-from jaxalign.rewards.ridge import fold_ids
 from jaxalign.rewards.heads import Corpus, fit_heads, head_name, rater_half, response_scores
+from jaxalign.rewards.ridge import fold_ids
 from jaxalign.survey import schema
 
 

@@ -45,9 +45,9 @@ def train_model(ratings_path, out_dir, cfg: Config) -> dict:
     """Fit every head on the fold's ratings, evaluate held out, write DIR atomically."""
     from jaxalign.io import staged_dir
     from jaxalign.rewards.features import Tfidf
+    from jaxalign.rewards.heads import Corpus, fit_heads, group_masks
     from jaxalign.rewards.model import write_model
     from jaxalign.rewards.ridge import one_blas_thread
-    from jaxalign.rewards.heads import Corpus, fit_heads, group_masks
 
     frame, fold, sha = _load_fold(ratings_path, cfg)
     corpus = Corpus.build(frame)
@@ -80,9 +80,9 @@ def eval_model(model_dir, ratings_path=None) -> dict:
     """Recompute DIR/report.json from the recorded config and ratings (hash must match)."""
     from jaxalign.config import RatingsConfig, RewardConfig, from_dict
     from jaxalign.io import staged_files
+    from jaxalign.rewards.heads import Corpus, group_masks
     from jaxalign.rewards.model import RatingModel
     from jaxalign.rewards.ridge import one_blas_thread
-    from jaxalign.rewards.heads import Corpus, group_masks
 
     model = RatingModel(model_dir)
     meta = model.meta
