@@ -20,9 +20,9 @@ LENGTH_SCALE = 0.3
 REFERENCE_WORDS = 30
 
 
-def ngrams(text: str, n: int) -> list[str]:
-    """Word 1..n-grams of a text."""
-    words = TOKEN.findall(text.lower())
+def ngrams(text: str, n: int, words: list[str] | None = None) -> list[str]:
+    """Word 1..n-grams of a text (or of its already tokenised `words`)."""
+    words = TOKEN.findall(text.lower()) if words is None else words
     out = list(words)
     for k in range(2, n + 1):
         out += [" ".join(words[i : i + k]) for i in range(len(words) - k + 1)]
@@ -54,15 +54,18 @@ class Tfidf:
         """Rows of normalised TF-IDF and the length column; unknown terms are ignored."""
         data, indices, indptr = [], [], [0]
         for text in texts:
-            counts = Counter(ngrams(text, self.n))
-            cols = np.array([self.index[t] for t in counts if t in self.index], dtype=np.int64)
-            vals = np.array(
-                [1.0 + math.log(c) for t, c in counts.items() if t in self.index], dtype=float
-            )
+            tokens = TOKEN.findall(text.lower())
+            known = [
+                (self.index[t], c)
+                for t, c in Counter(ngrams(text, self.n, tokens)).items()
+                if t in self.index
+            ]
+            cols = np.fromiter((i for i, _ in known), np.int64, len(known))
+            vals = np.fromiter((1.0 + math.log(c) for _, c in known), float, len(known))
             if len(cols):
                 vals = vals * self.idf[cols]
                 vals /= np.linalg.norm(vals)
-            words = max(len(TOKEN.findall(text)), 1)
+            words = max(len(tokens), 1)
             order = np.argsort(cols, kind="stable")
             indices += [*cols[order].tolist(), len(self.vocab)]
             data += [*vals[order].tolist(), LENGTH_SCALE * math.log2(words / REFERENCE_WORDS)]

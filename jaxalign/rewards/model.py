@@ -85,14 +85,18 @@ class RatingModel:
         """
         if prompts is not None and len(prompts) != len(responses):
             raise DataError(f"{len(prompts)} prompts but {len(responses)} responses")
+        return self.score_rows(self.features.transform([str(r) for r in responses]), heads)
+
+    def score_rows(self, X, heads=None) -> dict[str, np.ndarray]:
+        """`score` on feature rows already computed by `self.features.transform`."""
         cols = self._columns(heads)
-        X = self.features.transform([str(r) for r in responses])
         out = np.clip(X @ self.coef[:, cols] + self.intercept[cols], 1.0, 5.0)
         return {self.heads[c]: np.asarray(out[:, i]).ravel() for i, c in enumerate(cols)}
 
-    def similarity(self, responses) -> np.ndarray:
-        """Largest cosine similarity of each response to any training text."""
-        return self.features.similarity(self.features.transform(list(responses)), self.train_rows)
+    def similarity(self, responses, X=None) -> np.ndarray:
+        """Largest cosine similarity of each response (or feature row of X) to any training text."""
+        X = self.features.transform(list(responses)) if X is None else X
+        return self.features.similarity(X, self.train_rows)
 
     def out_of_distribution(self, responses) -> np.ndarray:
         """True where a response is less similar to the training texts than reward.ood_threshold."""

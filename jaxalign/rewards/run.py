@@ -137,8 +137,9 @@ def score_file(model_dir, input_path, out_path, heads=None) -> int:
     model = RatingModel(model_dir)
     records = read_records(input_path)
     responses = [r["response"] for r in records]
-    scores = model.score([r["prompt"] for r in records], responses, heads)
-    similarity = model.similarity(responses)
+    X = model.features.transform(responses)  # once, for the scores and the similarity
+    scores = model.score_rows(X, heads)
+    similarity = model.similarity(responses, X)
     ood = similarity < float(model.meta["config"]["ood_threshold"])
     lines = []
     for i, rec in enumerate(records):
