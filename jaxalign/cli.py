@@ -225,8 +225,9 @@ def cmd_model_export(args) -> int:
 
 def cmd_generate(args) -> int:
     """generate."""
+    from jaxalign.data.chat import chat_ids, eos_ids, pad_id
     from jaxalign.models import load_pretrained
-    from jaxalign.models.sampler import Sampler, chat_ids
+    from jaxalign.models.sampler import Sampler
 
     model, tokenizer = load_pretrained(args.model, dtype=args.dtype)
     if tokenizer is None:
@@ -236,9 +237,8 @@ def cmd_generate(args) -> int:
         if args.raw
         else chat_ids(tokenizer, args.prompt, args.system)
     )
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or [0])[0]
-    sampler = Sampler(model, eos_ids=eos + list(model.config.eos_token_id), pad_id=pad)
+    stop = eos_ids(tokenizer, model.config.eos_token_id)
+    sampler = Sampler(model, eos_ids=stop, pad_id=pad_id(tokenizer))
     out = sampler.generate(
         [ids],
         max_new_tokens=args.max_new_tokens,
@@ -377,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, ratings=True)
     p.set_defaults(func=cmd_convert)
 
-    prefs = groups.add_parser("prefs", help="build preference pairs from ratings")
+    prefs = groups.add_parser("prefs", help="build and export preference pairs")
     prefs_cmds = prefs.add_subparsers(dest="command", metavar="<command>", required=True)
     p = prefs_cmds.add_parser(
         "build", help="ratings -> preference records + manifest", epilog=EPILOG
@@ -406,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-ties", action="store_true", help="keep tied pairs with soft label 0.5")
     _common(p, ratings=True)
     p.set_defaults(func=cmd_prefs_build)
+    from jaxalign.prefs.export import add_parser as add_prefs_export
+
+    add_prefs_export(prefs_cmds, _common)
 
     model = groups.add_parser("model", help="inspect and export models")
     model_cmds = model.add_subparsers(dest="command", metavar="<command>", required=True)

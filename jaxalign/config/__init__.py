@@ -17,6 +17,9 @@ from jaxalign.config.core import (
 from jaxalign.config.reward import RewardConfig
 from jaxalign.config.schema import (
     AnalysisConfig,
+    AttentionDeConfig,
+    AttentionEnConfig,
+    AttentionExpected,
     Config,
     DataConfig,
     DPOConfig,
@@ -34,6 +37,9 @@ from jaxalign.config.schema import (
 
 __all__ = [
     "AnalysisConfig",
+    "AttentionDeConfig",
+    "AttentionEnConfig",
+    "AttentionExpected",
     "Config",
     "DPOConfig",
     "DataConfig",

@@ -26,12 +26,19 @@ from tqdm.auto import tqdm
 
 from jaxalign.config import RatingsConfig, SimulateConfig, to_dict
 from jaxalign.survey import schema
-from jaxalign.survey.aligniverse import write_export
-from jaxalign.survey.groups import contrast, member
+from jaxalign.survey.aligniverse_write import write_export
+from jaxalign.survey.groups import member
 from jaxalign.survey.itembank import bank_summary, build_bank
+from jaxalign.survey.planted import interaction_manifest, interaction_offsets, solve_shifts
 
 GENDER = {"female": 0.48, "male": 0.46, "nonbinary": 0.04, "undeclared": 0.02}
-NONBINARY_PRONOUNS = {"they/them": 0.7, "ze/hir": 0.1, "xe/xem": 0.1, "ey/em": 0.1}
+# Pronouns as the app stores them (the full option).
+NONBINARY_PRONOUNS = {
+    "they/them/theirs": 0.7,
+    "ze/hir/hirs": 0.1,
+    "xe/xem/xyrs": 0.1,
+    "ey/em/eirs": 0.1,
+}
 SPECTRUM = {"liberal": 0.40, "centre": 0.35, "conservative": 0.22, "undeclared": 0.03}
 AGE = {"18-30": 0.32, "31-40": 0.26, "41-50": 0.18, "51-60": 0.13, "60+": 0.09, "undeclared": 0.02}
 ETHNICITY = {
@@ -89,7 +96,7 @@ PARTY = {
             "FDP": 0.05,
             "Piraten": 0.02,
             "Tierschutzpartei": 0.03,
-            "Andere": 0.05,
+            "other": 0.05,
             "undeclared": 0.05,
         },
         "centre": {
@@ -97,20 +104,22 @@ PARTY = {
             "SPD": 0.3,
             "FDP": 0.15,
             "Grüne": 0.1,
-            "Andere": 0.05,
+            "other": 0.05,
             "undeclared": 0.1,
         },
         "conservative": {
             "CDU/CSU": 0.55,
             "AfD": 0.2,
             "FDP": 0.1,
-            "Andere": 0.05,
+            "other": 0.05,
             "undeclared": 0.1,
         },
         "undeclared": {"undeclared": 1.0},
     },
 }
-ATTENTION_SLOTS = {1: "attention", 3: "attention2", 4: "attention3"}  # item index -> column
+# Check -> asked when a rater rates more than `slot` items (the simulator once put each check
+# on one item; kept so the random stream is unchanged).
+ATTENTION_SLOTS = {1: "attention", 3: "attention2", 4: "attention3"}
 
 
 def _draw(rng: np.random.Generator, table: dict[str, float], size: int) -> np.ndarray:
@@ -127,7 +136,7 @@ def simulate_people(cfg: SimulateConfig, rng: np.random.Generator) -> pd.DataFra
     country = np.array(["US"] * n_us + ["DE"] * (n - n_us), dtype=object)
     gender = _draw(rng, GENDER, n)
     pronouns = np.where(
-        gender == "female", "she/her", np.where(gender == "male", "he/him", "")
+        gender == "female", "she/her/hers", np.where(gender == "male", "he/him/his", "")
     ).astype(object)
     nb = gender == "nonbinary"
     pronouns[nb] = _draw(rng, NONBINARY_PRONOUNS, int(nb.sum()))
@@ -186,78 +195,6 @@ def assign_items(n_raters: int, n_items: int, k: int, rng: np.random.Generator) 
     return out
 
 
-def solve_shifts(
-    cfg: SimulateConfig, people: pd.DataFrame, expected: np.ndarray, kept: np.ndarray | None = None
-) -> dict[int, float]:
-    """Additive shift per effect so group/reference mean ratios hit the planted percentages.
-
-    `expected[r, k, d]` is rater r's expected rating of item k on d before effects; ratios
-    hold over the raters in `kept` (those the attention rule keeps; default the attentive
-    ones), with careless raters' uniform answers (mean 3) left unshifted. The linear
-    solution ignores the 1..5 clip; a few Newton steps then make the clipped means (what
-    raters actually give) hit the ratios, since wide level ranges clip noticeably.
-    """
-    careless = people["careless"].to_numpy()
-    keep = ~careless if kept is None else kept
-    attentive = people[keep].reset_index(drop=True)
-    exp_a = np.where(careless[keep][:, None, None], 3.0, expected[keep])
-    shifts: dict[int, float] = {}
-    for d, dim in enumerate(schema.DIMENSIONS):
-        idx = [i for i, e in enumerate(cfg.effects) if e.dimension == dim]
-        if not idx:
-            continue
-        gets = np.stack(
-            [member(attentive, cfg.effects[i].attribute, cfg.effects[i].group) for i in idx], 1
-        ).astype(float)
-        gets[careless[keep]] = 0.0
-        masks, ratios = [], []
-        for i in idx:
-            e = cfg.effects[i]
-            g, ref = contrast(attentive, e.attribute, e.group, e.reference)
-            if not g.any() or not ref.any():
-                raise ValueError(
-                    f"planted effect {e.attribute}={e.group} vs {e.reference}: no simulated raters in one group"
-                )
-            masks.append((g, ref))
-            ratios.append(1.0 + e.pct / 100.0)
-        solution = _solve_clipped(exp_a[:, :, d], gets, masks, np.array(ratios))
-        shifts.update({i: float(s) for i, s in zip(idx, solution)})
-    return shifts
-
-
-def _solve_clipped(expected, gets, masks, ratios, steps: int = 20) -> np.ndarray:
-    """Shifts x with mean(clip(expected + gets @ x))[g] = ratio * the same mean over ref."""
-
-    def residual(x):
-        m = np.clip(expected + (gets @ x)[:, None], 1.0, 5.0).mean(1)
-        return np.array([m[g].mean() - r * m[ref].mean() for (g, ref), r in zip(masks, ratios)])
-
-    # Unclipped, the system is linear: A x = b.
-    A = np.stack([gets[g].mean(0) - r * gets[ref].mean(0) for (g, ref), r in zip(masks, ratios)])
-    x = np.linalg.lstsq(A, -residual(np.zeros(len(ratios))), rcond=None)[0]
-    for _ in range(steps):
-        f = residual(x)
-        if np.abs(f).max() < 1e-9:
-            break
-        jac = np.stack(
-            [(residual(x + 1e-4 * np.eye(len(x))[j]) - f) / 1e-4 for j in range(len(x))], 1
-        )
-        x = x - np.linalg.lstsq(jac, f, rcond=None)[0]
-    return x
-
-
-def interaction_offsets(cfg: SimulateConfig, people, bank, items) -> np.ndarray:
-    """[n, k, D] rating offsets of the planted interactions on each rater's items."""
-    styles = np.array([r.style for r in bank], dtype=object)
-    out = np.zeros((*items.shape, len(schema.DIMENSIONS)))
-    for inter in cfg.interactions:
-        hit = np.isin(styles, inter.styles).astype(float)
-        centred = inter.shift * (hit - hit.mean())  # [N]
-        gets = member(people, inter.attribute, inter.group).astype(float)
-        out[:, :, schema.DIMENSIONS.index(inter.dimension)] += gets[:, None] * centred[items]
-    return out
-
-
 def simulate(cfg: SimulateConfig, ratings_cfg: RatingsConfig | None = None) -> dict:
     """Simulate the survey in memory: people, rated items (wide), bank prompts and a manifest."""
     ratings_cfg = ratings_cfg or RatingsConfig()
@@ -278,7 +215,7 @@ def simulate(cfg: SimulateConfig, ratings_cfg: RatingsConfig | None = None) -> d
     attention = _attention_answers(people, k, cfg, ratings_cfg, rng)
     # Shifts are solved on top of the interactions, over the raters the attention rule keeps,
     # so planted ratios hold in the analysed sample.
-    kept = _kept(attention, ratings_cfg)
+    kept = _kept(attention, people, ratings_cfg)
     shifts = solve_shifts(cfg, people, levels[items] + inter + leniency[:, None, :], kept)
     shift = np.zeros((n, n_dim))
     for i, value in shifts.items():
@@ -303,54 +240,57 @@ def simulate(cfg: SimulateConfig, ratings_cfg: RatingsConfig | None = None) -> d
             {**to_dict(cfg.effects[i]), "additive_shift": round(s, 6)}
             for i, s in sorted(shifts.items())
         ],
-        "planted_interactions": _interaction_manifest(cfg, bank),
+        "planted_interactions": interaction_manifest(cfg, bank),
         "clipped_expectations": int(((raw_m < 1) | (raw_m > 5))[~careless].sum()),
         **bank_summary(bank, cfg.length_helpfulness),
     }
     return {"people": people, "items": table, "prompts": prompts, "manifest": manifest}
 
 
-def _interaction_manifest(cfg: SimulateConfig, bank) -> list[dict]:
-    """Each planted interaction with the offsets it gives inside and outside its styles."""
-    out = []
-    for inter in cfg.interactions:
-        share = float(np.mean([r.style in inter.styles for r in bank]))
-        out.append(
-            {
-                **to_dict(inter),
-                "offset_in_styles": round(inter.shift * (1.0 - share), 6),
-                "offset_other_styles": round(-inter.shift * share, 6),
-            }
-        )
-    return out
-
-
-def _kept(attention: dict[str, np.ndarray], ratings_cfg: RatingsConfig) -> np.ndarray:
-    """Raters the reader's attention rule keeps (see readers.py: share of checks passed)."""
-    passed = total = 0
+def _kept(attention: dict[str, np.ndarray], people, ratings_cfg: RatingsConfig) -> np.ndarray:
+    """Raters the reader's attention rule will keep (share of scored checks passed)."""
+    arms = people["arm"].to_numpy()
+    passed = np.zeros(len(people))
+    total = np.zeros(len(people))
     for column, answers in attention.items():
-        expected = schema.LABEL_TO_RATING[ratings_cfg.attention_expected[column]]
-        asked = answers > 0
-        total = total + asked.sum(1)
-        passed = passed + (asked & (answers == expected)).sum(1)
-    total = np.asarray(total)
+        if answers.shape[1] == 0:
+            continue
+        first = answers[:, 0]  # a check repeats on every item form
+        labels = {
+            arm: getattr(getattr(ratings_cfg.attention_expected, arm), column)
+            for arm in ("en", "de")
+        }
+        expected = np.array([schema.LABEL_TO_RATING.get(labels[a], -1) for a in arms])
+        asked = first > 0
+        total += asked
+        passed += asked & (first == expected)
     return (total == 0) | (passed >= ratings_cfg.attention_min_fraction * total - 1e-9)
 
 
 def _attention_answers(people, k, cfg, ratings_cfg, rng) -> dict[str, np.ndarray]:
-    """Attention-check answers (0 = not asked) on fixed item slots."""
+    """Attention-check answers (0 = not asked), one per rater and check, on every rated item.
+
+    Each check is drawn once per rater (pass or a wrong label) and repeated on each item form,
+    so pass fractions match the old one-slot design and the random stream is unchanged.
+    """
     n = len(people)
     pass_rate = np.where(people["careless"], cfg.careless_pass_rate, cfg.attentive_pass_rate)
+    arms = people["arm"].to_numpy()
     out = {}
     for slot, column in ATTENTION_SLOTS.items():
         answers = np.zeros((n, k), dtype=np.int64)
+        labels = {
+            arm: getattr(getattr(ratings_cfg.attention_expected, arm), column)
+            for arm in ("en", "de")
+        }
         if slot < k:
-            expected = schema.LABEL_TO_RATING[ratings_cfg.attention_expected[column]]
+            # '' = the check is not scored in that arm: drawn as usual, written as not asked.
+            expected = np.array([schema.LABEL_TO_RATING[labels[a] or "neutral"] for a in arms])
             passed = rng.random(n) < pass_rate
             wrong = rng.integers(1, 5, size=n)
-            answers[:, slot] = np.where(
-                passed, expected, np.where(wrong >= expected, wrong + 1, wrong)
-            )
+            answer = np.where(passed, expected, np.where(wrong >= expected, wrong + 1, wrong))
+            asked = np.array([bool(labels[a]) for a in arms])
+            answers[:, :] = np.where(asked, answer, 0)[:, None]
         out[column] = answers
     return out
 
