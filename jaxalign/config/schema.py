@@ -149,8 +149,11 @@ class AnalysisConfig:
     correction: Literal["holm", "bh", "bonferroni"] = "holm"
     alpha: float = field(default=0.05, metadata=_meta(gt=0.0, le=0.5))
     min_raters: int = field(default=10, metadata=_meta(ge=2))
-    # Rank agreement of responses is reported for comparisons with this many raters per side.
+    # Rank agreement of responses is reported for comparisons with this many raters per side,
+    # with CIs from this many bootstrap resamples (fewer than `bootstrap`: each resample
+    # recomputes every response's mean, which dominates the time on large surveys).
     interaction_min_raters: int = field(default=100, metadata=_meta(ge=2))
+    rank_bootstrap: int = field(default=500, metadata=_meta(ge=100, le=100_000))
     attributes: tuple[str, ...] = field(
         default=("gender", "political_spectrum", "ethnicity", "country", "age_band"),
         metadata=_meta(choices=ATTRIBUTES),

@@ -37,7 +37,7 @@ def rankings_markdown(ranks: dict, cfg: AnalysisConfig) -> str:
         "Spearman correlation of the two groups' per-response mean ratings; `ceiling` is the "
         "Pearson correlation noise alone would leave if both ranked identically; `agreement` = "
         "Pearson / ceiling (about 1 when groups rank alike). "
-        f"{pct}% CIs by bootstrap over raters ({cfg.bootstrap} resamples), centred on the "
+        f"{pct}% CIs by bootstrap over raters ({cfg.rank_bootstrap} resamples), centred on the "
         "estimate; comparisons with at least "
         f"{cfg.interaction_min_raters} raters per side. Marked * where the agreement CI lies below 1.",
         "",

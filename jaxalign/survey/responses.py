@@ -7,8 +7,9 @@ dimension, the report gives the Spearman correlation of the two groups' per-resp
 ratings, the correlation that noise alone would leave if both ranked identically (the
 `ceiling`, sqrt of the product of the two groups' reliabilities of per-response means), and
 their ratio (`agreement`, about 1 when the groups rank alike). CIs come from a bootstrap
-that resamples raters within each group. When the ratings come from the simulator, the
-planted interactions are checked against the recovered style contrast.
+that resamples raters within each group (`analysis.rank_bootstrap` resamples). When the
+ratings come from the simulator, the planted interactions are checked against the
+recovered style contrast.
 """
 
 from __future__ import annotations
@@ -99,9 +100,9 @@ def _weights(n: int, n_boot: int, rng) -> np.ndarray:
 
 def compare_rankings(mats, g_mask, r_mask, cfg, rng, styles_mask=None):
     """Per dimension: rank agreement of two groups' response means (+ style contrast)."""
-    boot_g = _weights(int(g_mask.sum()), cfg.bootstrap, rng)
+    boot_g = _weights(int(g_mask.sum()), cfg.rank_bootstrap, rng)
     mean_g, rel_g = _group_stats([m[g_mask] for m in mats], boot_g)
-    boot_r = _weights(int(r_mask.sum()), cfg.bootstrap, rng)
+    boot_r = _weights(int(r_mask.sum()), cfg.rank_bootstrap, rng)
     mean_r, rel_r = _group_stats([m[r_mask] for m in mats], boot_r)
     both = ~np.isnan(mean_g[0]) & ~np.isnan(mean_r[0])  # [N, D] rated by both groups
     tail = (1.0 - cfg.confidence) / 2.0
