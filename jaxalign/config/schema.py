@@ -279,6 +279,7 @@ class DataConfig:
     pack_len: int = field(default=0, metadata=_meta(ge=0))
     balance_groups: bool = False
     use_weights: bool = True
+    # false: records count as hard (soft_label rounded to 0 or 1), except ties, which stay 0.5
     use_soft_labels: bool = True
     seed: int = field(default=0, metadata=_meta(ge=0))
 
@@ -287,8 +288,12 @@ class DataConfig:
 class DPOConfig:
     """The DPO-family loss."""
 
+    # Which log-probs each type scores, smoothing and soft labels: docs/TRAINING.md. `simpo`
+    # never uses a reference.
     loss_type: Literal["sigmoid", "robust", "ipo", "hinge", "simpo"] = "sigmoid"
     beta: float = field(default=0.1, metadata=_meta(gt=0.0))
+    # Flip probability e of every record's label; combines with its soft_label p as the
+    # expected smoothed loss (hard records p = 1 get exactly e).
     label_smoothing: float = field(default=0.0, metadata=_meta(ge=0.0, le=0.49))
     simpo_gamma: float = 0.5
     rpo_alpha: float = field(default=0.0, metadata=_meta(ge=0.0))
