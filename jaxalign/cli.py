@@ -70,6 +70,7 @@ def cmd_analyze(args) -> int:
     """survey analyze."""
     from jaxalign.survey.analyze import write_analysis
     from jaxalign.survey.readers import load_ratings
+    from jaxalign.survey.responses import find_simulation
 
     cfg = _config(args, _ratings_flags(args))
     frame, report = load_ratings(args.ratings, cfg.ratings)
@@ -83,6 +84,7 @@ def cmd_analyze(args) -> int:
             "rows_dropped_invalid": report.rows_dropped,
         },
         report.problems.to_csv() if report.problems else "",
+        truth=find_simulation(args.ratings),
     )
     significant = sorted(
         (r for r in records if r["significant"]), key=lambda r: -abs(r["pct_diff"])
@@ -472,6 +474,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p.set_defaults(func=cmd_eval)
+
+    from jaxalign.rewards.cli import register as register_reward
+
+    register_reward(groups)
 
     config = groups.add_parser("config", help="inspect resolved configs")
     config_cmds = config.add_subparsers(dest="command", metavar="<command>", required=True)

@@ -16,6 +16,7 @@ from jaxalign.config.core import (
     read_yaml,
     to_dict,
 )
+from jaxalign.config.reward import RewardConfig
 from jaxalign.config.schema import (
     AnalysisConfig,
     AttentionDeConfig,
@@ -26,6 +27,7 @@ from jaxalign.config.schema import (
     DPOConfig,
     DPORun,
     EffectConfig,
+    InteractionConfig,
     ModelSpec,
     OptimConfig,
     PrefsConfig,
@@ -48,11 +50,13 @@ __all__ = [
     "DPORun",
     "DataConfig",
     "EffectConfig",
+    "InteractionConfig",
     "ModelSpec",
     "OptimConfig",
     "PrefsConfig",
     "RandomInitConfig",
     "RatingsConfig",
+    "RewardConfig",
     "SimulateConfig",
     "SplitConfig",
     "TrainConfig",
