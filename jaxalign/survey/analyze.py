@@ -22,6 +22,8 @@ from jaxalign.survey.groups import contrast, values
 
 SKIP_GROUPS = {"undeclared", "unknown", ""}
 
+COMMAND = "survey analyze"  # the owner mark on its output directories
+
 
 def rater_table(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Rater attributes plus per-rater rating sums and counts, each [R, D]."""
@@ -184,6 +186,7 @@ def write_analysis(
     out_dir: Path,
     extra: dict | None = None,
     dropped_csv: str = "",
+    overwrite: bool = False,
 ) -> list[dict]:
     """Analyse; write effects.json, summary.md, plots (and dropped_rows.csv) into `out_dir` atomically."""
     from jaxalign.io import staged_dir
@@ -191,7 +194,7 @@ def write_analysis(
 
     records, overview = analyze(frame, cfg)
     overview.update(extra or {})
-    with staged_dir(out_dir) as tmp:
+    with staged_dir(out_dir, COMMAND, overwrite) as tmp:
         payload = {"overview": overview, "effects": records}
         (tmp / "effects.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         plots = write_plots(records, overview, tmp, cfg.alpha)

@@ -374,12 +374,15 @@ def apply_attention_rule(
 
 
 def load_ratings(
-    path: str | Path, config: RatingsConfig | None = None
+    path: str | Path, config: RatingsConfig | None = None, report: ReadReport | None = None
 ) -> tuple[pd.DataFrame, ReadReport]:
-    """Read ratings (long-format file or Aligniverse export directory), validate, exclude raters."""
+    """Read ratings (long-format file or Aligniverse export directory), validate, exclude raters.
+
+    Pass `report` to keep what was found even when reading fails (e.g. every row invalid).
+    """
     config = config or RatingsConfig()
     path = Path(path)
-    report = ReadReport()
+    report = report if report is not None else ReadReport()
     if path.is_dir():
         from jaxalign.survey.aligniverse import read_export
 
