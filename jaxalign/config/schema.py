@@ -203,6 +203,18 @@ class DataConfig:
     seed: int = field(default=0, metadata=_meta(ge=0))
 
 
+    def __post_init__(self):
+        """Buckets: at least one row width, each >= 1, in increasing order."""
+        if not self.buckets:
+            raise ConfigError("buckets: at least one row width is required, e.g. [256, 512]")
+        if any(b < 1 for b in self.buckets):
+            raise ConfigError(f"buckets: {list(self.buckets)} has a width below 1")
+        if any(a >= b for a, b in zip(self.buckets, self.buckets[1:])):
+            raise ConfigError(
+                f"buckets: {list(self.buckets)} must be strictly increasing, "
+                f"e.g. {sorted(set(self.buckets))}"
+            )
+
 @dataclass(frozen=True)
 class DPOConfig:
     """The DPO-family loss."""

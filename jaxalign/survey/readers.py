@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from jaxalign.config import RatingsConfig
 from jaxalign.errors import DataError, located
@@ -142,10 +143,12 @@ def parse_rating(value) -> int | str:
             number = float(label)
         except ValueError:
             return f"'{value}' is not a rating; expected an integer 1-5 or an agreement label ('strongly disagree' ... 'strongly agree')"
-    elif isinstance(value, bool):
+    elif isinstance(value, bool | np.bool_):
         return f"{value!r} is not a rating; expected an integer 1-5"
-    else:
+    elif isinstance(value, int | float | np.integer | np.floating):
         number = float(value)
+    else:  # lists, mappings, timestamps, bytes from JSONL/Parquet
+        return f"{_kind(value)} {_brief(value)} is not a rating; expected an integer 1-5"
     if math.isnan(number):
         return "rating is NaN; expected an integer 1-5"
     if number != int(number):
@@ -204,17 +207,54 @@ def parse_count(value) -> int | str:
     return int(number)
 
 
+def _kind(value) -> str:
+    """'a list', 'a mapping', ... for messages about values of the wrong type."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple | np.ndarray | set):
+        return "a list"
+    if isinstance(value, bytes | bytearray):
+        return "bytes"
+    return f"a {type(value).__name__}"
+
+
+def _brief(value, limit: int = 40) -> str:
+    """A short repr of a value for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _key(value):
+    """A hashable stand-in for any cell value (lists as tuples, anything else by repr)."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return ("seq", tuple(_key(v) for v in value))
+    try:
+        hash(value)
+    except TypeError:
+        return (type(value).__name__, repr(value))
+    return value
+
+
 def _map_unique(series: pd.Series, fn) -> pd.Series:
-    """Apply `fn` once per distinct value (lists and arrays are compared as tuples)."""
+    """Apply `fn` once per distinct value (unhashable cells such as lists compared by content)."""
     try:
         codes, uniques = pd.factorize(series, use_na_sentinel=False)
-    except TypeError:  # unhashable cells: list columns
-        keys = series.map(lambda v: tuple(v) if isinstance(v, list | tuple | np.ndarray) else v)
-        codes, uniques = pd.factorize(keys, use_na_sentinel=False)
-    mapped = np.empty(len(uniques), dtype=object)
-    for i, value in enumerate(uniques):
+        originals = list(uniques)
+    except TypeError:  # unhashable cells: list or mapping columns from JSONL/Parquet
+        codes, _ = pd.factorize(series.map(_key), use_na_sentinel=False)
+        _, first = np.unique(codes, return_index=True)
+        originals = list(series.iloc[first])
+    mapped = np.empty(len(originals), dtype=object)
+    for i, value in enumerate(originals):
         mapped[i] = fn(value)
     return pd.Series(mapped[codes], index=series.index, dtype=object)
+
+
+def _not_text(value) -> str:
+    """An error message for a list/mapping/bytes where text is expected, else ''."""
+    if isinstance(value, list | tuple | np.ndarray | dict | set | bytes | bytearray):
+        return f"{_kind(value)} {_brief(value)} is not text; expected a single value"
+    return ""
 
 
 def _normalize_choice(value, allowed) -> str:
@@ -245,7 +285,15 @@ def normalize_long(frame: pd.DataFrame, problems: Problems) -> pd.DataFrame:
             f"{path}: missing required column(s) {', '.join(missing)}; found columns: {found} (see docs/DATA.md)"
         )
     out = pd.DataFrame({"_file": frame["_file"], "_row": frame["_row"]})
-    for column, (kind, allowed) in schema.COLUMNS.items():
+    # Shown only on a terminal with a large file: checking a million rows takes a while.
+    columns = tqdm(
+        schema.COLUMNS.items(),
+        desc=f"check {Path(path).name}",
+        unit="column",
+        leave=False,
+        disable=None if len(frame) > 100_000 else True,
+    )
+    for column, (kind, allowed) in columns:
         if column not in frame.columns:
             default = schema.DEFAULTS[column]
             out[column] = [default] * len(frame) if kind == "list" else default
@@ -272,18 +320,23 @@ def _check_column(frame, column, kind, allowed, problems: Problems) -> pd.Series
         parsed = _map_unique(raw, lambda v: _normalize_choice(v, allowed))
     else:
         parsed = _map_unique(raw, lambda v: "" if _is_missing(v) else str(v).strip())
+    wrong_type = np.zeros(len(raw), bool)
+    if kind == "str":
+        not_text = _map_unique(raw, _not_text)
+        wrong_type = (not_text != "").to_numpy(bool)
+        problems.add_mask(frame, wrong_type, column, not_text)
     if column in ("rating", "attention_passed", "attention_total") or kind in ("list", "bool"):
         bad = parsed.map(lambda v: isinstance(v, str)).to_numpy(bool)
         problems.add_mask(frame, bad, column, parsed)
         parsed = parsed.where(~bad, None)
     elif allowed is not None:
-        bad = ~parsed.isin(allowed).to_numpy(bool)
+        bad = ~parsed.isin(allowed).to_numpy(bool) & ~wrong_type
         choices = ", ".join(allowed)
         problems.add_mask(
             frame, bad, column, lambda v: f"'{v}' is not allowed; expected one of {choices}"
         )
     elif column in ("rater_id", "question_id", "response_id"):
-        bad = (parsed == "").to_numpy(bool)
+        bad = (parsed == "").to_numpy(bool) & ~wrong_type
         what = "unknown rater: empty rater_id" if column == "rater_id" else f"empty {column}"
         problems.add_mask(frame, bad, column, lambda v: f"{what}; every row needs one")
     return parsed
@@ -291,21 +344,23 @@ def _check_column(frame, column, kind, allowed, problems: Problems) -> pd.Series
 
 def _check_consistency(out: pd.DataFrame, problems: Problems) -> None:
     """Duplicate (rater, response, dimension) rows; attention passed <= total."""
-    dup = out.duplicated(["rater_id", "response_id", "dimension"], keep="first").to_numpy(bool)
+    keys = ["rater_id", "response_id", "dimension"]
+    dup = out.duplicated(keys, keep="first").to_numpy(bool)
     if dup.any():
-        first = out.drop_duplicates(["rater_id", "response_id", "dimension"]).set_index(
-            ["rater_id", "response_id", "dimension"]
-        )["_row"]
-        for idx in np.flatnonzero(dup):
-            r = out.iloc[idx]
-            earlier = first.loc[(r.rater_id, r.response_id, r.dimension)]
-            problems.add(
-                r._file,
-                int(r._row),
-                "dimension",
-                r.dimension,
-                f"duplicate rating: rater '{r.rater_id}' already rated response '{r.response_id}' on {r.dimension} at row {earlier}",
-            )
+        # Vectorised: a row-by-row lookup took minutes for a million duplicates.
+        earlier = out.groupby(keys, sort=False, dropna=False)["_row"].transform("first")
+        bad = out.loc[dup]
+        messages = (
+            "duplicate rating: rater '"
+            + bad["rater_id"].astype(str)
+            + "' already rated response '"
+            + bad["response_id"].astype(str)
+            + "' on "
+            + bad["dimension"].astype(str)
+            + " at row "
+            + earlier[dup].astype(str)
+        )
+        problems.add_mask(out, dup, "dimension", messages.reindex(out.index))
     passed = pd.to_numeric(out["attention_passed"], errors="coerce")
     total = pd.to_numeric(out["attention_total"], errors="coerce")
     over = (passed > total).to_numpy(bool)
