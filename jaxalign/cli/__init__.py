@@ -13,6 +13,7 @@ import contextlib
 import logging
 import sys
 import traceback
+import typing
 from collections.abc import Iterator
 
 from jaxalign import __version__
@@ -24,9 +25,17 @@ GROUPS = (survey, prefs, model, train, config)
 QUIET_LOGGERS = ("absl", "jax._src.xla_bridge", "orbax", "tensorflow")
 
 
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line (exit 2), like every other error."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        """Print `jaxalign <command>: error: message (see --help)` and exit 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="jaxalign", description="Pluralistic LLM alignment in JAX.", epilog=EPILOG
     )
     parser.add_argument("--version", action="version", version=f"jaxalign {__version__}")

@@ -19,7 +19,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         """The help text, with the default appended when it is not None/False/suppressed."""
         text = action.help or ""
-        if action.default in (None, False, [], argparse.SUPPRESS) or "%(default)" in text:
+        default = action.default  # `is` for False: 0 is a default worth showing
+        if default is None or default is False or default in ([], argparse.SUPPRESS):
             return text
         return super()._get_help_string(action)
 
