@@ -35,9 +35,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    parser = Parser(
-        prog="jaxalign", description="Pluralistic LLM alignment in JAX.", epilog=EPILOG
-    )
+    parser = Parser(prog="jaxalign", description="Pluralistic LLM alignment in JAX.", epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"jaxalign {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     groups = parser.add_subparsers(dest="group", metavar="<group>", required=True)

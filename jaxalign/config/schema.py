@@ -202,7 +202,6 @@ class DataConfig:
     use_soft_labels: bool = True
     seed: int = field(default=0, metadata=_meta(ge=0))
 
-
     def __post_init__(self):
         """Buckets: at least one row width, each >= 1, in increasing order."""
         if not self.buckets:
@@ -214,6 +213,7 @@ class DataConfig:
                 f"buckets: {list(self.buckets)} must be strictly increasing, "
                 f"e.g. {sorted(set(self.buckets))}"
             )
+
 
 @dataclass(frozen=True)
 class DPOConfig:

@@ -14,10 +14,12 @@ from pathlib import Path
 import jax
 import numpy as np
 from flax import nnx
+from tqdm.auto import tqdm
 
 from jaxalign.config import Config
 from jaxalign.data.preferences import read_records, render
 from jaxalign.errors import JaxalignError
+from jaxalign.io import staged_files
 from jaxalign.models.sampler import Sampler
 
 
@@ -95,9 +97,16 @@ def generate_and_score(cfg: Config, max_new_tokens: int = 48, limit: int = 8) ->
         ]
         for p, g in prompts
     ]
+    longest, context = max(map(len, ids)), base.config.max_position_embeddings
+    if longest + max_new_tokens > context:
+        raise JaxalignError(
+            f"--max-new-tokens {max_new_tokens}: with held-out prompts of up to {longest} tokens "
+            f"this exceeds the model's {context}-token context"
+        )
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     replies = {}
-    for name, model in (("base", base), ("tuned", tuned)):
+    models = (("base", base), ("tuned", tuned))
+    for name, model in tqdm(models, desc="eval", unit="model", leave=False, disable=None):
         out = Sampler(model, eos_ids=eos).generate(ids, max_new_tokens=max_new_tokens, greedy=True)
         replies[name] = [
             tokenizer.decode(c, skip_special_tokens=True).strip() for c in out.completions()
@@ -119,8 +128,8 @@ def generate_and_score(cfg: Config, max_new_tokens: int = 48, limit: int = 8) ->
         }
         for i, (p, g) in enumerate(prompts)
     ]
-    out_path = Path(cfg.train.run_dir) / "generations.json"
-    out_path.write_text(
-        json.dumps({"summary": summary, "rows": rows}, indent=2, ensure_ascii=False) + "\n"
-    )
+    with staged_files(Path(cfg.train.run_dir) / "generations.json") as (tmp,):
+        tmp.write_text(
+            json.dumps({"summary": summary, "rows": rows}, indent=2, ensure_ascii=False) + "\n"
+        )
     return summary
