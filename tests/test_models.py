@@ -281,7 +281,7 @@ def test_bad_model_inputs(tiny, tmp_path, capsys):
 @pytest.mark.slow
 def test_smollm2_greedy_chat_matches_transformers(tmp_path, capsys):
     """The bundled SmolLM2-135M-Instruct GGUF: same dequantized weights on both sides."""
-    from jaxalign.models.sampler import chat_ids
+    from jaxalign.data.chat import chat_ids
 
     model, tokenizer = load_pretrained("smollm2")
     assert model.config.num_layers == 30 and tokenizer.chat_template

@@ -32,7 +32,7 @@ def test_attention_failures_and_demographic_mix(survey_dir):
     failed = (frame["attention_passed"] < frame["attention_total"]).sum()
     assert 40 < failed < 200
     assert set(frame["gender"]) >= {"female", "male", "nonbinary"}
-    assert {"they/them", "she/her", "he/him"} <= set(frame["pronouns"])
+    assert {"they/them/theirs", "she/her/hers", "he/him/his"} <= set(frame["pronouns"])
     assert frame["ethnicity"].map(len).max() == 2  # multi-select happens
 
 
@@ -59,6 +59,13 @@ def test_export_tables_read_back_to_the_long_file(survey_dir):
     german = pd.read_csv(survey_dir / "aligniverse" / "df_ratings_german.csv")
     assert set(german["rating_toxicity"]) <= set(schema.LABELS_DE)
     assert set(german["gender_focused"]) <= {"Ja", "Nein"}
+    # Each arm answers its own attention instructions, and the reader scores them per arm.
+    assert (german["attention2"] == "stimme voll zu").mean() > 0.8
+    assert (german["attention3"] == "stimme nicht zu").mean() > 0.8
+    german_raters = from_export[from_export["language"] == "de"].drop_duplicates("rater_id")
+    assert (german_raters["attention_passed"] == german_raters["attention_total"]).mean() > 0.8
+    people = pd.read_csv(survey_dir / "aligniverse" / "df_participants_german.csv")
+    assert "Weiss" in set(people["ethnicity"].map(lambda v: json.loads(v)[0]))
 
 
 def test_manifest_records_shifts(survey_dir):

@@ -96,8 +96,9 @@ def cmd_generate(args) -> int:
     """generate."""
     from tqdm.auto import tqdm
 
+    from jaxalign.data.chat import chat_ids, eos_ids, pad_id
     from jaxalign.models import load_pretrained
-    from jaxalign.models.sampler import Sampler, chat_ids
+    from jaxalign.models.sampler import Sampler
 
     steps = tqdm(total=2, desc="generate", unit="step", disable=None)
     model, tokenizer = load_pretrained(args.model, dtype=args.dtype)
@@ -110,9 +111,8 @@ def cmd_generate(args) -> int:
     )
     check_length(args.model, model.config.max_position_embeddings, len(ids), args.max_new_tokens)
     steps.update()
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or [0])[0]
-    sampler = Sampler(model, eos_ids=eos + list(model.config.eos_token_id), pad_id=pad)
+    stop = eos_ids(tokenizer, model.config.eos_token_id)
+    sampler = Sampler(model, eos_ids=stop, pad_id=pad_id(tokenizer))
     out = sampler.generate(
         [ids],
         max_new_tokens=args.max_new_tokens,

@@ -72,7 +72,7 @@ def parse_weights(text: str) -> dict[str, float]:
 
 def register(groups) -> None:
     """Add the `prefs` group and its command."""
-    prefs = groups.add_parser("prefs", help="build preference pairs from ratings")
+    prefs = groups.add_parser("prefs", help="build and export preference pairs")
     cmds = prefs.add_subparsers(dest="command", metavar="<command>", required=True)
     p = add_parser(cmds, "build", help="ratings -> preference records + manifest", epilog=EPILOG)
     add_ratings(p)
@@ -119,3 +119,6 @@ def register(groups) -> None:
     add_overwrite(p, "existing output files")
     add_common(p, ratings=True)
     p.set_defaults(func=cmd_prefs_build)
+    from jaxalign.prefs.export import add_parser as add_prefs_export
+
+    add_prefs_export(cmds, add_common)

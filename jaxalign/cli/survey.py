@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from jaxalign.cli.common import (
@@ -108,7 +109,11 @@ def cmd_validate(args) -> int:
 
 
 def _print_validation(args, report, frame) -> None:
-    """A human summary of what reading found."""
+    """A human summary of what reading found (or, with --json, the counts as JSON)."""
+    if args.json:
+        kept = {"rows_kept": len(frame), "raters_kept": int(frame["rater_id"].nunique())}
+        print(json.dumps({**report.summary(), **kept}, indent=2))
+        return
     problems = len(report.problems.items)
     print(
         f"{args.ratings}: {report.rows_read} rows read, {len(frame)} kept "
@@ -193,6 +198,7 @@ def register(groups) -> None:
         metavar="FILE",
         help="write every problem to this CSV (reads leniently; written even with 0 problems)",
     )
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
     add_overwrite(p, "an existing --report file")
     add_common(p, ratings=True)
     p.set_defaults(func=cmd_validate)

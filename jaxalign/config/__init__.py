@@ -16,6 +16,9 @@ from jaxalign.config.core import (
 )
 from jaxalign.config.schema import (
     AnalysisConfig,
+    AttentionDeConfig,
+    AttentionEnConfig,
+    AttentionExpected,
     Config,
     DataConfig,
     DPOConfig,
@@ -32,6 +35,9 @@ from jaxalign.config.schema import (
 
 __all__ = [
     "AnalysisConfig",
+    "AttentionDeConfig",
+    "AttentionEnConfig",
+    "AttentionExpected",
     "Config",
     "DPOConfig",
     "DataConfig",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from jaxalign.errors import ConfigError
-from jaxalign.survey.schema import ATTRIBUTES, DIMENSIONS
+from jaxalign.survey.schema import ATTRIBUTES, DIMENSIONS, LABELS_DE, LABELS_EN
 
 
 def _meta(**kw):
@@ -52,6 +52,36 @@ class SimulateConfig:
     effects: tuple[EffectConfig, ...] = PAPER_EFFECTS
 
 
+# An attention column's expected answer: an agreement label of either arm, or '' (not scored).
+ATTENTION_LABELS = (*LABELS_EN, *LABELS_DE, "")
+
+
+@dataclass(frozen=True)
+class AttentionEnConfig:
+    """The answer each attention column asks for in the English arm (as the app instructs)."""
+
+    attention: str = field(default="neutral", metadata=_meta(choices=ATTENTION_LABELS))
+    attention2: str = field(default="agree", metadata=_meta(choices=ATTENTION_LABELS))
+    attention3: str = field(default="strongly agree", metadata=_meta(choices=ATTENTION_LABELS))
+
+
+@dataclass(frozen=True)
+class AttentionDeConfig:
+    """The answer each attention column asks for in the German arm (as the app instructs)."""
+
+    attention: str = field(default="neutral", metadata=_meta(choices=ATTENTION_LABELS))
+    attention2: str = field(default="stimme voll zu", metadata=_meta(choices=ATTENTION_LABELS))
+    attention3: str = field(default="stimme nicht zu", metadata=_meta(choices=ATTENTION_LABELS))
+
+
+@dataclass(frozen=True)
+class AttentionExpected:
+    """Expected attention-check answers per survey arm (the arms instruct different answers)."""
+
+    en: AttentionEnConfig = AttentionEnConfig()
+    de: AttentionDeConfig = AttentionDeConfig()
+
+
 @dataclass(frozen=True)
 class RatingsConfig:
     """Reading, validating and filtering ratings files."""
@@ -60,14 +90,11 @@ class RatingsConfig:
     # A rater is kept if they passed at least this fraction of the attention checks they saw
     # (0 keeps everyone; raters who saw no check are always kept).
     attention_min_fraction: float = field(default=1.0, metadata=_meta(ge=0.0, le=1.0))
-    # Aligniverse export: the label each attention column asks for.
-    attention_expected: dict[str, str] = field(
-        default_factory=lambda: {
-            "attention": "neutral",
-            "attention2": "agree",
-            "attention3": "strongly agree",
-        }
-    )
+    # Aligniverse export: the label each attention column asks for, per arm ('' = not scored).
+    attention_expected: AttentionExpected = AttentionExpected()
+    # Aligniverse export: a blank (NULL) attention answer is a failed check ('fail') or is not
+    # counted at all ('skip').
+    attention_blank: Literal["fail", "skip"] = "fail"
 
 
 @dataclass(frozen=True)
@@ -183,7 +210,13 @@ class ModelSpec:
 class DataConfig:
     """DPO input pipeline."""
 
-    prefs: str = ""  # a `prefs build` JSONL file (uses its split field)
+    # `prefs build` JSONL or TRL-format prompt/chosen/rejected data (JSONL, Parquet or a
+    # datasets.save_to_disk directory); records use their `split` field when they have one
+    prefs: str = ""
+    # records without `split` go to validation when the hash of their prompt is below this
+    validation_fraction: float = field(default=0.1, metadata=_meta(ge=0.0, le=0.9))
+    # a separate validation set (every record of it); then data.prefs gives only training data
+    eval_prefs: str = ""
     max_prompt_len: int = field(default=256, metadata=_meta(ge=1))
     max_len: int = field(default=512, metadata=_meta(ge=2))
     buckets: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096)

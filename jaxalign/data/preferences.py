@@ -1,7 +1,8 @@
-"""Preference records (from `prefs build`) -> tokenized pairs -> Grain batches of rows.
+"""Preference records (`data/records.py`) -> tokenized pairs -> Grain batches of rows.
 
-Each record is rendered with the model's chat template: the prompt (optionally stating the
-rater group) with a generation prompt, and each response as the assistant turn that follows.
+Each record is rendered with the model's chat template (`data/chat.py`): the prompt (optionally
+stating the rater group) with a generation prompt, and each response as the assistant turn(s)
+that follow.
 Prompts keep their last `max_prompt_len` tokens; responses are cut to fit `max_len`; pairs
 left with an empty response are dropped and counted. A batch is a fixed number of pairs laid
 out as rows (`collate`): by default one row per pair holding the prompt once and both
@@ -14,64 +15,13 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from jaxalign.data.chat import group_statement, render  # noqa: F401  (re-exported)
+from jaxalign.data.records import read_records  # noqa: F401  (re-exported)
 from jaxalign.errors import DataError
-
-REQUIRED = ("prompt", "chosen", "rejected")
-
-
-def read_records(path: str | Path, split: str | None) -> list[dict]:
-    """Records of one split from a `prefs build` JSONL file; errors name the file and line."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: preference file not found")
-    records = []
-    text = path.read_bytes()
-    if not text.strip():
-        raise DataError(f"{path}: preference file is empty")
-    for lineno, line in enumerate(text.decode("utf-8", errors="strict").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}: line {lineno}: invalid JSON ({err.msg})") from None
-        missing = [k for k in REQUIRED if not isinstance(record.get(k), str)]
-        if missing:
-            raise DataError(
-                f"{path}: line {lineno}: missing or non-text field(s) {', '.join(missing)}"
-            )
-        if split is None or record.get("split", "train") == split:
-            record["_line"] = lineno
-            records.append(record)
-    return records
-
-
-def group_statement(group: str) -> str:
-    """Plain-language statement of a rater group expression."""
-    if group in ("", "all"):
-        return "Answer as preferred by raters overall."
-    return f"Answer as preferred by raters with {group.replace(',', ', ').replace('=', ': ')}."
-
-
-def render(tokenizer, prompt: str, response: str | None, conditioning: str, group: str) -> str:
-    """Chat-template text of the prompt (response None: with generation prompt) or prompt + response."""
-    user = f"[{group}] {prompt}" if conditioning == "tag" else prompt
-    messages = (
-        [{"role": "system", "content": group_statement(group)}]
-        if conditioning == "system_prompt"
-        else []
-    )
-    messages.append({"role": "user", "content": user})
-    if response is None:
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    messages.append({"role": "assistant", "content": response})
-    return tokenizer.apply_chat_template(messages, tokenize=False)
 
 
 @dataclass

@@ -17,7 +17,8 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from jaxalign.config import Config
-from jaxalign.data.preferences import read_records, render
+from jaxalign.data.chat import eos_ids, pad_id, render
+from jaxalign.data.records import prompt_key, read_split
 from jaxalign.errors import JaxalignError
 from jaxalign.io import staged_files
 from jaxalign.models.sampler import Sampler
@@ -70,11 +71,11 @@ def heldout_prompts(
 ) -> list[tuple[str, str]]:
     """(prompt, group) of distinct held-out questions, in file order."""
     seen, out = set(), []
-    for record in read_records(cfg.data.prefs, split):
-        key = (record.get("question_id", record["prompt"]), record.get("group", "all"))
+    for record in read_split(cfg.data, split):
+        key = (record.get("question_id", prompt_key(record["prompt"])), record["group"])
         if key not in seen:
             seen.add(key)
-            out.append((record["prompt"], str(record.get("group", "all"))))
+            out.append((record["prompt"], record["group"]))
     return out[:limit]
 
 
@@ -103,11 +104,13 @@ def generate_and_score(cfg: Config, max_new_tokens: int = 48, limit: int = 8) ->
             f"--max-new-tokens {max_new_tokens}: with held-out prompts of up to {longest} tokens "
             f"this exceeds the model's {context}-token context"
         )
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     replies = {}
     models = (("base", base), ("tuned", tuned))
     for name, model in tqdm(models, desc="eval", unit="model", leave=False, disable=None):
-        out = Sampler(model, eos_ids=eos).generate(ids, max_new_tokens=max_new_tokens, greedy=True)
+        stop = eos_ids(tokenizer, model.config.eos_token_id)
+        out = Sampler(model, eos_ids=stop, pad_id=pad_id(tokenizer)).generate(
+            ids, max_new_tokens=max_new_tokens, greedy=True
+        )
         replies[name] = [
             tokenizer.decode(c, skip_special_tokens=True).strip() for c in out.completions()
         ]

@@ -169,14 +169,3 @@ class Sampler:
         )
         toks, logps, mask = (np.asarray(x)[:n, :max_new_tokens] for x in (toks, logps, mask))
         return Samples(toks, logps, mask)
-
-
-def chat_ids(tokenizer, text: str, system: str | None = None, **template_kwargs) -> list[int]:
-    """Token ids of a one-turn chat prompt (the tokenizer's chat template, generation prompt added)."""
-    messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": text}
-    ]
-    rendered = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, tokenize=False, **template_kwargs
-    )
-    return tokenizer(rendered, add_special_tokens=False)["input_ids"]

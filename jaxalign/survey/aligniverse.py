@@ -1,13 +1,12 @@
 """The Aligniverse survey export (participants / ratings / prompts tables, English and German arms).
 
-`read_export` turns an export directory into the long format; `write_export` writes the
-simulator's tables in the same shape. Labels are those of the survey app
+`read_export` turns an export directory into the long format (`aligniverse_write` writes
+the simulator's tables in the same shape). Labels are those of the survey app
 (see ../shared/ALIGNIVERSE.md and docs/DATA.md).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +14,15 @@ import pandas as pd
 
 from jaxalign.config import RatingsConfig
 from jaxalign.errors import DataError
+from jaxalign.survey import aligniverse_values as values
 from jaxalign.survey import schema
 from jaxalign.survey.readers import (
     SUFFIXES,
     ReadReport,
     _drop_problem_rows,
     _is_missing,
+    _map_unique,
     normalize_long,
-    parse_list,
     parse_rating,
     read_table,
 )
@@ -51,68 +51,19 @@ RATING_COLUMNS = {f"rating_{d}": d for d in schema.DIMENSIONS}
 RATINGS_REQUIRED = ("participant_id", "question_id", "prompt_id", *RATING_COLUMNS)
 PROMPT_COLUMNS = ("prompt_id", "question_id", "question", "answer")
 ATTENTION_COLUMNS = ("attention", "attention2", "attention3")
-
-UNDECLARED = {
-    "",
-    "i wish not to declare",
-    "ich möchte es nicht angeben",
-    "prefer not to say",
-    "none",
-    "null",
-}
-AGE = {
-    "18-30": "18-30",
-    "31-40": "31-40",
-    "41-50": "41-50",
-    "51-60": "51-60",
-    "60<": "60+",
-    "60+": "60+",
-    ">60": "60+",
-}
-PRONOUNS = {
-    "she/her": "female",
-    "sie/ihr": "female",
-    "he/him": "male",
-    "er/ihm": "male",
-    **{
-        p: "nonbinary"
-        for p in ("they/them", "ze/hir", "xe/xem", "ey/em", "ve/ver", "per/pers", "dey/denen")
-    },
-}
-SPECTRUM = {
-    "liberal": "liberal",
-    "centre": "centre",
-    "center": "centre",
-    "mitte": "centre",
-    "conservative": "conservative",
-    "konservativ": "conservative",
-}
-COUNTRY = {
-    "united states": "US",
-    "united states of america": "US",
-    "usa": "US",
-    "us": "US",
-    "vereinigte staaten": "US",
-    "germany": "DE",
-    "deutschland": "DE",
-    "de": "DE",
-}
-ETHNICITY_DE = {
-    "Indigene Person Amerikas/Alaskas": "American Indian/Alaska Native",
-    "Asiatisch": "Asian",
-    "Schwarz/Afroamerikanisch": "Black/African American",
-    "Hispanisch/Lateinamerikanisch": "Hispanic/Latino",
-    "Nahöstlich/Nordafrikanisch": "Middle Eastern/North African",
-    "Hawaiianisch/Pazifische Inseln": "Native Hawaiian/Pacific Islander",
-    "Weiß": "White",
-}
-ETHNICITY_TO_DE = {v: k for k, v in ETHNICITY_DE.items()}
-SPECTRUM_LABELS = {
-    "en": {"liberal": "Liberal", "centre": "Centre", "conservative": "Conservative"},
-    "de": {"liberal": "Liberal", "centre": "Mitte", "conservative": "Konservativ"},
-}
-AGE_LABELS = {"60+": "60<", "undeclared": "I wish not to declare"}
-YES_NO = {"en": ("yes", "no"), "de": ("Ja", "Nein")}
+PERSON_COLUMNS = (
+    "rater_id",
+    "country",
+    "language",
+    "age_band",
+    "gender",
+    "pronouns",
+    "ethnicity",
+    "ancestry",
+    "party",
+    "political_spectrum",
+)
+ITEMS_PER_PARTICIPANT = 5  # the app asks each participant for five rated items
 
 
 def find_table(directory: Path, name: str) -> Path | None:
@@ -143,51 +94,30 @@ def _id(value) -> str:
 
 
 def _participants(path: Path, arm: str, problems: Problems) -> pd.DataFrame:
-    """Participants table -> rater attributes keyed by participant_id."""
+    """Participants table -> rater attributes keyed by participant_id (NULL answers: undeclared)."""
     frame = read_table(path)
     _require(frame, PARTICIPANT_COLUMNS, path)
-    rows = []
-    for rec in frame.to_dict(orient="records"):
-        pid = _id(rec["participant_id"])
-        age = _text(rec["age"])
-        age_band = "undeclared" if age.lower() in UNDECLARED else AGE.get(age)
-        if age_band is None:
-            problems.add(
-                path,
-                rec["_row"],
-                "age",
-                age,
-                f"'{age}' is not an age band; expected one of {', '.join(AGE)} or 'I wish not to declare'",
-            )
-            age_band = "undeclared"
-        pronouns = _text(rec["gender_identity"])
-        spectrum = _text(rec["political_spectrum"])
-        lists = {}
-        for column in ("country_of_residence", "ancestry", "ethnicity"):
-            parsed = parse_list(rec[column])
-            if isinstance(parsed, str):
-                problems.add(path, rec["_row"], column, rec[column], parsed)
-                parsed = ()
-            lists[column] = parsed
-        country = lists["country_of_residence"][0] if lists["country_of_residence"] else ""
-        party = _text(rec["political_party"])
-        rows.append(
-            {
-                "participant_id": pid,
-                "rater_id": f"{arm}-{pid}",
-                "country": COUNTRY.get(country.lower(), country or "unknown"),
-                "language": arm,
-                "age_band": age_band,
-                "gender": PRONOUNS.get(pronouns.lower(), "undeclared"),
-                "pronouns": pronouns,
-                "ethnicity": tuple(ETHNICITY_DE.get(e, e) for e in lists["ethnicity"]),
-                "ancestry": lists["ancestry"],
-                "party": "undeclared" if party.lower() in UNDECLARED else party,
-                "political_spectrum": SPECTRUM.get(spectrum.lower(), "undeclared"),
-                "_prow": rec["_row"],
-            }
-        )
-    out = pd.DataFrame(rows)
+    frame = frame.assign(participant_id=frame["participant_id"].map(_id))
+    problems.add_mask(
+        frame,
+        (frame["participant_id"] == "").to_numpy(bool),
+        "participant_id",
+        lambda v: "empty participant_id; every participant row needs one",
+    )
+    out = values.participants(frame, arm, problems)
+    for column in ("age_band", "gender", "country", "party", "political_spectrum"):
+        out[column] = out[column].fillna("undeclared")
+    for column in ("ethnicity", "ancestry"):
+        out[column] = out[column].map(lambda v: () if v is None else v)
+    out["pronouns"] = out["pronouns"].where(out["gender"] != "undeclared", "")
+    answers = frame[list(PARTICIPANT_COLUMNS[1:])]
+    out = out.assign(
+        participant_id=frame["participant_id"],
+        rater_id=arm + "-" + frame["participant_id"],
+        language=arm,
+        _declared=~answers.apply(lambda col: col.map(values.is_null)).all(axis=1),
+        _prow=frame["_row"],
+    )
     dup = out.duplicated("participant_id", keep="first")
     for row, pid in zip(out.loc[dup, "_prow"], out.loc[dup, "participant_id"]):
         problems.add(path, row, "participant_id", pid, f"duplicate participant_id '{pid}'")
@@ -206,17 +136,83 @@ def _prompts(path: Path, problems: Problems) -> pd.DataFrame:
     return frame.drop_duplicates("prompt_id").set_index("prompt_id")
 
 
+def _answer(value) -> int | str | None:
+    """One agreement answer: 1-5, None for NULL, or an error message."""
+    return None if values.is_null(value) else parse_rating(value)
+
+
+def _parse_answers(frame: pd.DataFrame, arm: str, problems: Problems) -> dict[str, pd.Series]:
+    """Rating and gender_focused answers per row: a value, None for NULL (bad labels recorded)."""
+    out = {}
+    for column, dim in RATING_COLUMNS.items():
+        parsed = _map_unique(frame[column], _answer)
+        bad = parsed.map(lambda v: isinstance(v, str)).to_numpy(bool)
+        problems.add_mask(frame, bad, column, parsed)
+        # A bad label is an answer (not NULL); its row is dropped or raised via `problems`.
+        out[dim] = parsed.where(~bad, schema.RATING_MIN)
+    yes, no = values.YES_NO[arm]
+    if "gender_focused" in frame.columns:
+        lookup = {yes.casefold(): True, no.casefold(): False, "true": True, "false": False}
+        focused = frame["gender_focused"].map(
+            lambda v: None if values.is_null(v) else lookup.get(str(v).strip().casefold(), "")
+        )
+        bad = (focused == "").to_numpy(bool)
+        problems.add_mask(frame, bad, "gender_focused", lambda v: f"'{v}' is not '{yes}' or '{no}'")
+        out["gender_focused"] = focused.where(~bad, False)
+    else:
+        out["gender_focused"] = pd.Series(True, index=frame.index, dtype=object)
+    return out
+
+
+def _keep_rows(frame, answers, arm: str, path: Path, notes: list[str]) -> np.ndarray:
+    """Complete, first submissions: drop (and note) NULL answers and repeated prompts."""
+    complete = np.logical_and.reduce([s.notna().to_numpy(bool) for s in answers.values()])
+    dup = frame.loc[complete].duplicated(["participant_id", "prompt_id"], keep="first")
+    repeated = np.zeros(len(frame), dtype=bool)
+    repeated[np.flatnonzero(complete)[dup.to_numpy(bool)]] = True
+    for mask, what in (
+        (~complete, "rated item(s) with a NULL answer dropped as incomplete submissions"),
+        (repeated, "repeated rating(s) of a prompt by the same participant dropped (first kept)"),
+    ):
+        if mask.any():
+            rows = ", ".join(map(str, frame["_row"].to_numpy()[mask][:10]))
+            more = ", …" if mask.sum() > 10 else ""
+            notes.append(f"{arm}: {int(mask.sum())} {what}: {path.name} rows {rows}{more}")
+    return complete & ~repeated
+
+
+def _attention(frame: pd.DataFrame, arm: str, config: RatingsConfig, problems: Problems):
+    """Per ratings row: attention checks passed and counted (blank = fail or skip, per config)."""
+    passed = np.zeros(len(frame), dtype=np.int32)
+    total = np.zeros(len(frame), dtype=np.int32)
+    expected_cfg = getattr(config.attention_expected, arm)
+    for column in ATTENTION_COLUMNS:
+        label = getattr(expected_cfg, column)
+        if column not in frame.columns or not label:
+            continue
+        blank = frame[column].map(values.is_null).to_numpy(bool)
+        if blank.all():  # this app version did not ask the check
+            continue
+        answers = _map_unique(frame[column], _answer)
+        bad = answers.map(lambda v: isinstance(v, str)).to_numpy(bool)
+        problems.add_mask(
+            frame,
+            bad,
+            column,
+            lambda v: f"'{v}' is not an attention-check answer (an agreement label)",
+        )
+        answered = ~blank & ~bad
+        total += answered | (blank & (config.attention_blank == "fail"))
+        passed += answered & (answers == schema.LABEL_TO_RATING[label]).to_numpy(bool)
+    return passed, total
+
+
 def _ratings(
-    path: Path,
-    arm: str,
-    people: pd.DataFrame,
-    prompts: pd.DataFrame,
-    prompts_path: Path,
-    people_path: Path,
-    config: RatingsConfig,
-    problems: Problems,
+    path: Path, arm: str, people: pd.DataFrame, prompts: pd.DataFrame, paths, config, report
 ) -> pd.DataFrame:
-    """Ratings table -> long rows (one per dimension), with attention-check counts per rater."""
+    """Ratings table -> long rows (one per dimension) of complete first submissions."""
+    people_path, prompts_path = paths
+    problems = report.problems
     frame = read_table(path)
     _require(frame, RATINGS_REQUIRED, path)
     frame = frame.assign(
@@ -236,104 +232,98 @@ def _ratings(
         "prompt_id",
         lambda v: f"unknown response: prompt_id '{v}' is not in {prompts_path.name}",
     )
-    ratings = {}
-    for column, dim in RATING_COLUMNS.items():
-        parsed = frame[column].map(parse_rating)
-        bad = parsed.map(lambda v: isinstance(v, str)).to_numpy(bool)
-        problems.add_mask(frame, bad, column, parsed)
-        ratings[dim] = parsed.where(~bad, None)
-    passed, total = _attention(frame, config)
-    frame = frame.assign(_passed=passed, _total=total)
-    counts = frame.groupby("participant_id")[["_passed", "_total"]].sum()
-    ok = ~(unknown | no_prompt)
-    base = frame.loc[ok]
+    answers = _parse_answers(frame, arm, problems)
+    keep = _keep_rows(frame, answers, arm, path, report.notes) & ~(unknown | no_prompt)
+    base = frame.loc[keep]
+    passed, total = _attention(base, arm, config, problems)
+    counts = (
+        base.assign(_passed=passed, _total=total)
+        .groupby("participant_id")[["_passed", "_total"]]
+        .sum()
+    )
+    return _long_rows(base, people, prompts, counts, {k: v[keep] for k, v in answers.items()})
+
+
+def _long_rows(base, people, prompts, counts, answers) -> pd.DataFrame:
+    """One long row per (kept ratings row, dimension)."""
     person = people.loc[base["participant_id"]]
     prompt = prompts.loc[base["prompt_id"]]
-    focused = (
-        base["gender_focused"].map(lambda v: _text(v).lower() in ("yes", "ja", "true", "1"))
-        if "gender_focused" in base.columns
-        else True
-    )
     common = {
         "_file": base["_file"].to_numpy(),
         "_row": base["_row"].to_numpy(),
-        **{
-            c: person[c].to_numpy()
-            for c in (
-                "rater_id",
-                "country",
-                "language",
-                "age_band",
-                "gender",
-                "pronouns",
-                "ethnicity",
-                "ancestry",
-                "party",
-                "political_spectrum",
-            )
-        },
+        **{c: person[c].to_numpy() for c in PERSON_COLUMNS},
         "attention_passed": counts.loc[base["participant_id"], "_passed"].to_numpy(),
         "attention_total": counts.loc[base["participant_id"], "_total"].to_numpy(),
         "question_id": prompt["question_id"].to_numpy(),
         "response_id": base["prompt_id"].to_numpy(),
         "prompt": prompt["question"].map(_text).to_numpy(),
         "response": prompt["answer"].map(_text).to_numpy(),
-        "gender_focused": np.asarray(focused),
+        "gender_focused": answers["gender_focused"].to_numpy(bool),
     }
     parts = [
-        pd.DataFrame({**common, "dimension": dim, "rating": ratings[dim][ok].to_numpy()})
+        pd.DataFrame({**common, "dimension": dim, "rating": answers[dim].to_numpy()})
         for dim in schema.DIMENSIONS
     ]
     return pd.concat(parts, ignore_index=True)
 
 
-def _attention(frame: pd.DataFrame, config: RatingsConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Per ratings row: attention checks passed and answered."""
-    passed = np.zeros(len(frame), dtype=np.int32)
-    total = np.zeros(len(frame), dtype=np.int32)
-    for column in ATTENTION_COLUMNS:
-        if column not in frame.columns:
-            continue
-        expected = schema.LABEL_TO_RATING.get(config.attention_expected.get(column, "").lower())
-        answers = frame[column].map(lambda v: None if _is_missing(v) else parse_rating(v))
-        answered = answers.notna().to_numpy(bool)
-        total += answered
-        passed += (answers == expected).to_numpy(bool) & answered
-    return passed, total
+def _participant_notes(arm: str, people: pd.DataFrame, long: pd.DataFrame, notes) -> None:
+    """Note participants left out (no complete rating), short of five items, or without demographics."""
+    items = people["rater_id"].map(long.groupby("rater_id")["response_id"].nunique()).fillna(0)
+    none, declared = items == 0, people["_declared"]
+    if none.any():
+        notes.append(
+            f"{arm}: {int(none.sum())} participants without a complete rating left out "
+            f"({int((none & ~declared).sum())} with all-NULL demographics: rows inserted at consent)"
+        )
+    few = int(((items > 0) & (items < ITEMS_PER_PARTICIPANT)).sum())
+    if few:
+        notes.append(
+            f"{arm}: {few} participants rated fewer than {ITEMS_PER_PARTICIPANT} items (kept)"
+        )
+    blank = int(((items > 0) & ~declared).sum())
+    if blank:
+        notes.append(
+            f"{arm}: {blank} participants with ratings but NULL demographics kept as undeclared"
+        )
+    undeclared = int(((items > 0) & (people["gender"] == "undeclared")).sum())
+    if undeclared:
+        notes.append(f"{arm}: {undeclared} raters without declared gender")
+
+
+def _read_arm(directory: Path, arm: str, config: RatingsConfig, report: ReadReport):
+    """The long rows of one arm, or None when its ratings table is absent."""
+    people_name, ratings_name, prompt_names = ARMS[arm]
+    ratings_path = find_table(directory, ratings_name)
+    if ratings_path is None:
+        return None
+    people_path = find_table(directory, people_name)
+    prompts_path = next((p for p in (find_table(directory, n) for n in prompt_names) if p), None)
+    if people_path is None or prompts_path is None:
+        missing = people_name if people_path is None else " or ".join(prompt_names)
+        raise DataError(
+            f"{directory}: found {ratings_path.name} but no {missing} table (.csv, .jsonl or .parquet)"
+        )
+    people = _participants(people_path, arm, report.problems)
+    prompts = _prompts(prompts_path, report.problems)
+    paths = (people_path, prompts_path)
+    long = _ratings(ratings_path, arm, people, prompts, paths, config, report)
+    _participant_notes(arm, people, long, report.notes)
+    return long
 
 
 def read_export(directory: Path, config: RatingsConfig, report: ReadReport) -> pd.DataFrame:
     """Read every arm present in an Aligniverse export directory into the long format."""
-    parts = []
-    for arm, (people_name, ratings_name, prompt_names) in ARMS.items():
-        ratings_path = find_table(directory, ratings_name)
-        if ratings_path is None:
-            continue
-        people_path = find_table(directory, people_name)
-        prompts_path = next(
-            (p for p in (find_table(directory, n) for n in prompt_names) if p), None
-        )
-        if people_path is None or prompts_path is None:
-            missing = people_name if people_path is None else " or ".join(prompt_names)
-            raise DataError(
-                f"{directory}: found {ratings_path.name} but no {missing} table (.csv, .jsonl or .parquet)"
-            )
-        people = _participants(people_path, arm, report.problems)
-        prompts = _prompts(prompts_path, report.problems)
-        long = _ratings(
-            ratings_path, arm, people, prompts, prompts_path, people_path, config, report.problems
-        )
-        report.rows_read += len(long)
-        undeclared = int((people["gender"] == "undeclared").sum())
-        if undeclared:
-            report.notes.append(f"{arm}: {undeclared} participants without declared gender")
-        parts.append(long)
+    parts = [
+        p for p in (_read_arm(directory, arm, config, report) for arm in ARMS) if p is not None
+    ]
     if not parts:
         names = ", ".join(ARMS[a][1] for a in ARMS)
         raise DataError(
             f"{directory}: no Aligniverse ratings table found; expected {names} with suffix .csv, .jsonl or .parquet"
         )
     frame = normalize_long(pd.concat(parts, ignore_index=True), report.problems)
+    report.rows_read += len(frame)
     if config.strict:
         report.problems.raise_first()
     kept = _drop_problem_rows(frame, report.problems)
@@ -341,66 +331,3 @@ def read_export(directory: Path, config: RatingsConfig, report: ReadReport) -> p
     if kept.empty:
         raise DataError(f"{directory}: every row was invalid; nothing to use")
     return kept
-
-
-def write_export(
-    directory: Path, people: pd.DataFrame, items: pd.DataFrame, bank_prompts: pd.DataFrame
-) -> None:
-    """Write simulator output as Aligniverse-style CSV tables (both arms).
-
-    `people`: one row per participant (long-format attribute names plus participant_id, arm);
-    `items`: one row per rated item with integer ratings per dimension and attention answers;
-    `bank_prompts`: prompt_id, question_id, question_en/de, answer_en/de.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    for arm, (people_name, ratings_name, prompt_names) in ARMS.items():
-        labels = schema.LABELS_EN if arm == "en" else schema.LABELS_DE
-        mine = people[people["arm"] == arm]
-        participants = pd.DataFrame(
-            {
-                "participant_id": mine["participant_id"],
-                "age": mine["age_band"].map(lambda a: AGE_LABELS.get(a, a)),
-                "gender_identity": mine["pronouns"].where(mine["pronouns"] != "", None),
-                "country_of_residence": mine["country"].map(
-                    lambda c: json.dumps(["United States" if c == "US" else "Germany"])
-                ),
-                "ancestry": mine["ancestry"].map(lambda v: json.dumps(list(v), ensure_ascii=False)),
-                "ethnicity": mine["ethnicity"].map(
-                    lambda v, arm=arm: json.dumps(
-                        [ETHNICITY_TO_DE.get(e, e) if arm == "de" else e for e in v],
-                        ensure_ascii=False,
-                    )
-                ),
-                "political_party": mine["party"].where(mine["party"] != "undeclared", None),
-                "political_spectrum": mine["political_spectrum"].map(SPECTRUM_LABELS[arm].get),
-            }
-        )
-        rated = items[items["arm"] == arm]
-        yes, no = YES_NO[arm]
-        table = {
-            "participant_id": rated["participant_id"],
-            "question_id": rated["question_id"],
-            "prompt_id": rated["prompt_id"],
-            "gender_focused": rated["gender_focused"].map({True: yes, False: no}),
-        }
-        for column, dim in RATING_COLUMNS.items():
-            table[column] = rated[dim].map(lambda r, lab=labels: lab[r - 1])
-        for column in ATTENTION_COLUMNS:
-            table[column] = rated[column].map(lambda r, lab=labels: None if r == 0 else lab[r - 1])
-        counts = rated.groupby("prompt_id").size()
-        prompts = pd.DataFrame(
-            {
-                "prompt_id": bank_prompts["prompt_id"],
-                "question_id": bank_prompts["question_id"],
-                "dataset_source": "jaxalign-simulated",
-                "question": bank_prompts[f"question_{arm}"],
-                "answer": bank_prompts[f"answer_{arm}"],
-                "rated": bank_prompts["prompt_id"].map(counts).fillna(0).astype(int),
-                "in_progress": 0,
-            }
-        )
-        participants.to_csv(directory / f"{people_name}.csv", index=False, lineterminator="\n")
-        pd.DataFrame(table).to_csv(
-            directory / f"{ratings_name}.csv", index=False, lineterminator="\n"
-        )
-        prompts.to_csv(directory / f"{prompt_names[0]}.csv", index=False, lineterminator="\n")

@@ -22,12 +22,18 @@ from tqdm.auto import tqdm
 
 from jaxalign.config import RatingsConfig, SimulateConfig, to_dict
 from jaxalign.survey import schema
-from jaxalign.survey.aligniverse import write_export
+from jaxalign.survey.aligniverse_write import write_export
 from jaxalign.survey.groups import contrast, member
 from jaxalign.survey.itembank import build_bank
 
 GENDER = {"female": 0.48, "male": 0.46, "nonbinary": 0.04, "undeclared": 0.02}
-NONBINARY_PRONOUNS = {"they/them": 0.7, "ze/hir": 0.1, "xe/xem": 0.1, "ey/em": 0.1}
+# Pronouns as the app stores them (the full option).
+NONBINARY_PRONOUNS = {
+    "they/them/theirs": 0.7,
+    "ze/hir/hirs": 0.1,
+    "xe/xem/xyrs": 0.1,
+    "ey/em/eirs": 0.1,
+}
 SPECTRUM = {"liberal": 0.40, "centre": 0.35, "conservative": 0.22, "undeclared": 0.03}
 AGE = {"18-30": 0.32, "31-40": 0.26, "41-50": 0.18, "51-60": 0.13, "60+": 0.09, "undeclared": 0.02}
 ETHNICITY = {
@@ -85,7 +91,7 @@ PARTY = {
             "FDP": 0.05,
             "Piraten": 0.02,
             "Tierschutzpartei": 0.03,
-            "Andere": 0.05,
+            "other": 0.05,
             "undeclared": 0.05,
         },
         "centre": {
@@ -93,20 +99,22 @@ PARTY = {
             "SPD": 0.3,
             "FDP": 0.15,
             "Grüne": 0.1,
-            "Andere": 0.05,
+            "other": 0.05,
             "undeclared": 0.1,
         },
         "conservative": {
             "CDU/CSU": 0.55,
             "AfD": 0.2,
             "FDP": 0.1,
-            "Andere": 0.05,
+            "other": 0.05,
             "undeclared": 0.1,
         },
         "undeclared": {"undeclared": 1.0},
     },
 }
-ATTENTION_SLOTS = {1: "attention", 3: "attention2", 4: "attention3"}  # item index -> column
+# Check -> asked when a rater rates more than `slot` items (the simulator once put each check
+# on one item; kept so the random stream is unchanged).
+ATTENTION_SLOTS = {1: "attention", 3: "attention2", 4: "attention3"}
 
 COMMAND = "survey simulate"  # the owner mark on its output directories
 
@@ -125,7 +133,7 @@ def simulate_people(cfg: SimulateConfig, rng: np.random.Generator) -> pd.DataFra
     country = np.array(["US"] * n_us + ["DE"] * (n - n_us), dtype=object)
     gender = _draw(rng, GENDER, n)
     pronouns = np.where(
-        gender == "female", "she/her", np.where(gender == "male", "he/him", "")
+        gender == "female", "she/her/hers", np.where(gender == "male", "he/him/his", "")
     ).astype(object)
     nb = gender == "nonbinary"
     pronouns[nb] = _draw(rng, NONBINARY_PRONOUNS, int(nb.sum()))
@@ -269,19 +277,29 @@ def simulate(cfg: SimulateConfig, ratings_cfg: RatingsConfig | None = None) -> d
 
 
 def _attention_answers(people, k, cfg, ratings_cfg, rng) -> dict[str, np.ndarray]:
-    """Attention-check answers (0 = not asked) on fixed item slots."""
+    """Attention-check answers (0 = not asked), one per rater and check, on every rated item.
+
+    Each check is drawn once per rater (pass or a wrong label) and repeated on each item form,
+    so pass fractions match the old one-slot design and the random stream is unchanged.
+    """
     n = len(people)
     pass_rate = np.where(people["careless"], cfg.careless_pass_rate, cfg.attentive_pass_rate)
+    arms = people["arm"].to_numpy()
     out = {}
     for slot, column in ATTENTION_SLOTS.items():
         answers = np.zeros((n, k), dtype=np.int64)
+        labels = {
+            arm: getattr(getattr(ratings_cfg.attention_expected, arm), column)
+            for arm in ("en", "de")
+        }
         if slot < k:
-            expected = schema.LABEL_TO_RATING[ratings_cfg.attention_expected[column]]
+            # '' = the check is not scored in that arm: drawn as usual, written as not asked.
+            expected = np.array([schema.LABEL_TO_RATING[labels[a] or "neutral"] for a in arms])
             passed = rng.random(n) < pass_rate
             wrong = rng.integers(1, 5, size=n)
-            answers[:, slot] = np.where(
-                passed, expected, np.where(wrong >= expected, wrong + 1, wrong)
-            )
+            answer = np.where(passed, expected, np.where(wrong >= expected, wrong + 1, wrong))
+            asked = np.array([bool(labels[a]) for a in arms])
+            answers[:, :] = np.where(asked, answer, 0)[:, None]
         out[column] = answers
     return out
 

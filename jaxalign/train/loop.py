@@ -25,15 +25,17 @@ from tqdm.auto import tqdm
 from jaxalign import __version__
 from jaxalign.checkpoint import Checkpoints, abstract, git_commit
 from jaxalign.config import Config, ModelSpec, config_hash, dump, to_dict
+from jaxalign.data.chat import eos_ids
+from jaxalign.data.chat import pad_id as chat_pad_id
 from jaxalign.data.preferences import (
     Encoded,
     encode,
     eval_batches,
     longest_run,
-    read_records,
     row_width,
     train_dataset,
 )
+from jaxalign.data.records import read_split
 from jaxalign.errors import JaxalignError
 from jaxalign.logging import MetricsWriter
 from jaxalign.models.config import ModelConfig
@@ -76,7 +78,6 @@ def build_model(spec: ModelSpec, mesh):
         raise JaxalignError("model.path is empty (random init) but model.tokenizer is not set")
     tokenizer = load_tokenizer(resolve(spec.tokenizer))
     r = spec.random
-    eos = tokenizer.eos_token_id
     cfg = ModelConfig(
         family=r.family,
         vocab_size=len(tokenizer),
@@ -89,7 +90,7 @@ def build_model(spec: ModelSpec, mesh):
         tie_word_embeddings=r.tie_word_embeddings,
         attention_bias=r.family == "qwen2",
         qk_norm=r.family == "qwen3",
-        eos_token_id=(eos,) if eos is not None else (),
+        eos_token_id=eos_ids(tokenizer),
     )
     tensors = random_tensors(cfg, r.seed)
     model = build(
@@ -103,14 +104,6 @@ def build_model(spec: ModelSpec, mesh):
         source="random init",
     )
     return model, tokenizer
-
-
-def _pad_id(tokenizer) -> int:
-    """Padding id: the tokenizer's pad, else its EOS, else 0."""
-    for value in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if value is not None:
-            return int(value)
-    return 0
 
 
 def _put(mesh, batch: dict) -> dict:
@@ -250,7 +243,8 @@ def train(cfg: Config, progress: bool = True) -> dict:
     """Run or resume DPO training; returns the last logged metrics and evaluations."""
     if not cfg.data.prefs:
         raise JaxalignError(
-            "data.prefs is not set: give a `prefs build` JSONL file (data.prefs=FILE)"
+            "data.prefs is not set: give a `prefs build` JSONL file or TRL-format data "
+            "(data.prefs=PATH)"
         )
     run_dir = Path(cfg.train.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -263,10 +257,10 @@ def train(cfg: Config, progress: bool = True) -> dict:
     except ValueError as err:
         raise JaxalignError(f"train.mesh_*: {err}") from None
     model, tokenizer = build_model(cfg.model, mesh)
-    pad_id = _pad_id(tokenizer)
+    pad_id = chat_pad_id(tokenizer)
     enc = {}
     for split in ("train", "validation"):
-        records = read_records(cfg.data.prefs, split)
+        records = read_split(cfg.data, split)
         enc[split] = encode(
             records,
             tokenizer,

@@ -1,0 +1,81 @@
+"""Chat rendering, rater-group statements and special-token ids: the one place for all three.
+
+A prompt is a string (one user turn, as `prefs build` writes it) or a list of
+`{"role", "content"}` messages (TRL's conversational format, multi-turn allowed); a response
+is a string (one assistant turn) or a list of messages. Group conditioning adds a system
+statement (`system_prompt`) or a `[group]` tag on the first user turn (`tag`). Training,
+evaluation and `generate` all render through here, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+
+def group_statement(group: str) -> str:
+    """Plain-language statement of a rater group expression."""
+    if group in ("", "all"):
+        return "Answer as preferred by raters overall."
+    return f"Answer as preferred by raters with {group.replace(',', ', ').replace('=', ': ')}."
+
+
+def as_messages(turns, role: str) -> list[dict]:
+    """A string as one `role` turn, or a copy of a message list."""
+    if isinstance(turns, str):
+        return [{"role": role, "content": turns}]
+    return [{"role": m["role"], "content": m["content"]} for m in turns]
+
+
+def prompt_messages(prompt, conditioning: str = "none", group: str = "all") -> list[dict]:
+    """The prompt's messages with the rater group stated as `conditioning` asks."""
+    messages = as_messages(prompt, "user")
+    if conditioning == "tag":
+        first = next((m for m in messages if m["role"] == "user"), None)
+        if first is not None:
+            first["content"] = f"[{group}] {first['content']}"
+    elif conditioning == "system_prompt":
+        statement = group_statement(group)
+        if messages and messages[0]["role"] == "system":
+            # one system turn: many chat templates reject or drop a second one
+            messages[0]["content"] = f"{statement}\n\n{messages[0]['content']}"
+        else:
+            messages.insert(0, {"role": "system", "content": statement})
+    return messages
+
+
+def render(tokenizer, prompt, response, conditioning: str = "none", group: str = "all") -> str:
+    """Chat-template text of the prompt (response None: with generation prompt) or prompt + response."""
+    messages = prompt_messages(prompt, conditioning, group)
+    if response is None:
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    messages += as_messages(response, "assistant")
+    return tokenizer.apply_chat_template(messages, tokenize=False)
+
+
+def chat_ids(tokenizer, text, system: str | None = None, **template_kwargs) -> list[int]:
+    """Token ids of a chat prompt (the tokenizer's chat template, generation prompt added)."""
+    messages = ([{"role": "system", "content": system}] if system else []) + as_messages(
+        text, "user"
+    )
+    rendered = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=False, **template_kwargs
+    )
+    return tokenizer(rendered, add_special_tokens=False)["input_ids"]
+
+
+def eos_ids(tokenizer, model_eos=()) -> tuple[int, ...]:
+    """Stop tokens: the tokenizer's EOS, then the model config's (deduplicated, in order)."""
+    out: list[int] = []
+    for value in (getattr(tokenizer, "eos_token_id", None), *model_eos):
+        if value is not None and int(value) not in out:
+            out.append(int(value))
+    return tuple(out)
+
+
+def pad_id(tokenizer) -> int:
+    """Padding id: the tokenizer's pad, else its EOS, else 0."""
+    for value in (
+        getattr(tokenizer, "pad_token_id", None),
+        getattr(tokenizer, "eos_token_id", None),
+    ):
+        if value is not None:
+            return int(value)
+    return 0
