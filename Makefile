@@ -41,6 +41,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_survey.py --write docs/BENCHMARKS.md
+	$(BIN)/python scripts/bench_rewards.py --write docs/BENCHMARKS.md
 	$(BIN)/python scripts/bench_models.py --write docs/BENCHMARKS.md
 	$(BIN)/python scripts/bench_dpo.py --torch-ref ../shared/bench/torch_dpo_reference.py --write docs/BENCHMARKS.md
 

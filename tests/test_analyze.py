@@ -9,8 +9,9 @@ import pytest
 from scipy import stats
 
 from jaxalign.config import AnalysisConfig, SimulateConfig
-from jaxalign.survey.analyze import adjust, analyze, hedges_g, write_analysis
+from jaxalign.survey.analyze import adjust, analyze, hedges_g, rankings, write_analysis
 from jaxalign.survey.readers import load_ratings
+from jaxalign.survey.responses import find_simulation
 from jaxalign.survey.simulate import write_simulation
 
 PLANTED = [
@@ -21,9 +22,10 @@ PLANTED = [
 
 
 @pytest.fixture(scope="module")
-def analysis_dir(ratings, tmp_path_factory):
+def analysis_dir(ratings, survey_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("analysis") / "out"
-    write_analysis(ratings, AnalysisConfig(), out)
+    truth = find_simulation(survey_dir / "ratings.parquet")
+    write_analysis(ratings, AnalysisConfig(), out, truth=truth)
     return out
 
 
@@ -71,11 +73,47 @@ def test_unplanted_comparisons_mostly_null(analysis_dir):
 
 
 def test_null_survey_has_no_gender_effect(tmp_path):
-    write_simulation(tmp_path / "null", SimulateConfig(participants=400, effects=()))
+    write_simulation(
+        tmp_path / "null", SimulateConfig(participants=400, effects=(), interactions=())
+    )
     frame, _ = load_ratings(tmp_path / "null" / "ratings.parquet")
     records, _ = analyze(frame, AnalysisConfig(bootstrap=200, attributes=("gender",)))
     tox = next(r for r in records if r["dimension"] == "toxicity" and r["group"] == "male")
     assert not tox["significant"] and tox["ci_low"] < 0 < tox["ci_high"]
+    # Without interactions, women and men rank responses alike on every dimension.
+    ranks = rankings(frame, AnalysisConfig(bootstrap=300, attributes=("gender",)))
+    male = [c for c in ranks["comparisons"] if c["group"] == "male"]
+    assert len(male) == 5 and not any(c["differs"] for c in male)
+    assert all(c["agreement"]["ci_low"] < 1.0 for c in male)
+
+
+def test_planted_interactions_recovered(analysis_dir, survey_dir):
+    manifest = json.loads((survey_dir / "simulation.json").read_text())
+    ranks = json.loads((analysis_dir / "rankings.json").read_text())
+    assert len(ranks["planted"]) == len(manifest["planted_interactions"]) == 3
+    for planted in ranks["planted"]:
+        contrast = planted["style_contrast"]
+        assert abs(contrast["estimate"] - planted["shift"]) < 0.3, planted
+        assert contrast["ci_low"] <= planted["shift"] <= contrast["ci_high"], planted
+        assert planted["differs"], planted  # the two groups rank responses differently
+    # Comparisons without a planted interaction rank alike (at most one false alarm).
+    planted_keys = {(p["dimension"], p["attribute"]) for p in ranks["planted"]}
+    false = [
+        c
+        for c in ranks["comparisons"]
+        if c["differs"] and (c["dimension"], c["attribute"]) not in planted_keys
+    ]
+    assert len(false) <= 1, false
+    summary = (analysis_dir / "summary.md").read_text()
+    assert "Planted interactions" in summary and "Do groups rank responses alike?" in summary
+
+
+def test_dimension_and_length_tables(analysis_dir):
+    ranks = json.loads((analysis_dir / "rankings.json").read_text())
+    corr = np.array([list(row.values()) for row in ranks["dimension_correlations"].values()])
+    assert corr.shape == (5, 5) and np.allclose(np.diag(corr), 1.0)
+    assert np.abs(corr - np.eye(5)).max() < 0.8  # responses trade dimensions off
+    assert ranks["log_words_correlations"]["helpfulness"] > 0.3
 
 
 def test_adjust_closed_form():

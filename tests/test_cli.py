@@ -50,6 +50,9 @@ def test_end_to_end_small_survey(tmp_path, capsys):
         == 0
     )
     assert json.loads((tmp_path / "an" / "effects.json").read_text())["effects"]
+    # simulation.json beside the ratings: the planted interactions are checked.
+    planted = json.loads((tmp_path / "an" / "rankings.json").read_text())["planted"]
+    assert [p["dimension"] for p in planted] == ["toxicity", "helpfulness", "sensitivity"]
     out = tmp_path / "prefs" / "p.jsonl"
     assert (
         main(

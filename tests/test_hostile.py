@@ -215,6 +215,12 @@ CASES = [
         ["mine: is a directory"],
     ),
     (
+        "reward-train-over-user-dir",
+        lambda t, r, f: ["reward", "train", "--ratings", "ratings.csv", "--out", _user_dir(t)],
+        1,
+        ["mine: directory is not empty"],
+    ),
+    (
         "yaml-alias-bomb",
         lambda t, r, f: ["config", "show", "--config", _file(t, "bomb.yaml", BOMB)],
         1,

@@ -11,7 +11,13 @@ import pytest
 from jaxalign.config import RatingsConfig, SimulateConfig
 from jaxalign.io import sha256_path
 from jaxalign.survey import schema
-from jaxalign.survey.itembank import STYLE_LEVELS, build_bank
+from jaxalign.survey.itembank import (
+    REFERENCE_WORDS,
+    STYLE_LEVELS,
+    STYLES,
+    build_bank,
+    word_count,
+)
 from jaxalign.survey.readers import load_ratings
 from jaxalign.survey.simulate import assign_items, write_simulation
 
@@ -89,6 +95,41 @@ def test_item_bank_styles_drive_levels():
     hostile = [r.levels[tox] for r in bank if r.style == "hostile"]
     supportive = [r.levels[tox] for r in bank if r.style == "supportive"]
     assert min(hostile) > max(supportive) + 1.5
+
+
+def test_item_bank_dimensions_trade_off(survey_dir):
+    manifest = json.loads((survey_dir / "simulation.json").read_text())
+    corr = np.array([list(r.values()) for r in manifest["level_correlations"].values()])
+    assert np.abs(corr - np.eye(5)).max() < 0.8
+    assert {r["style"] for r in manifest["responses"]} == set(STYLES)
+    assert len(manifest["responses"]) == 120
+
+
+def test_length_is_a_configurable_driver():
+    plain, driven = build_bank(30, 4, 0.0), build_bank(30, 4, 0.5)
+    help_ = schema.DIMENSIONS.index("helpfulness")
+    for qa, qb in zip(plain, driven):
+        for a, b in zip(qa, qb):
+            expected = 0.5 * np.log2(word_count(a.text_en) / REFERENCE_WORDS)
+            assert b.levels[help_] - a.levels[help_] == pytest.approx(expected, abs=2e-3)
+            assert a.levels[:help_] == b.levels[:help_]
+    assert {r.long for q in plain for r in q} == {True, False}
+
+
+def test_bank_size_is_configurable(tmp_path):
+    bank = build_bank(30, 8)
+    assert all(len({r.style for r in q}) == 8 for q in bank)
+    cfg = SimulateConfig(participants=60, questions=6, responses_per_question=8)
+    manifest = write_simulation(tmp_path / "s", cfg)
+    assert len(manifest["responses"]) == 48
+
+
+def test_null_config_turns_interactions_off(tmp_path):
+    on = write_simulation(tmp_path / "on", SimulateConfig(participants=80))
+    off = write_simulation(tmp_path / "off", SimulateConfig(participants=80, interactions=()))
+    assert on["planted_interactions"] and not off["planted_interactions"]
+    first = on["planted_interactions"][0]
+    assert first["offset_in_styles"] - first["offset_other_styles"] == pytest.approx(1.0)
 
 
 def test_assign_items_is_balanced_and_distinct():

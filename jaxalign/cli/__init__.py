@@ -39,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jaxalign {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     groups = parser.add_subparsers(dest="group", metavar="<group>", required=True)
+    from jaxalign.rewards.cli import register as register_reward
+
     for group in GROUPS:
+        if group is config:  # keep `reward` before `config` in the listing
+            register_reward(groups)
         group.register(groups)
     return parser
 

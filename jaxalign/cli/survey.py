@@ -40,6 +40,7 @@ def cmd_analyze(args) -> int:
     from jaxalign.io import check_output
     from jaxalign.survey.analyze import COMMAND, write_analysis
     from jaxalign.survey.readers import load_ratings
+    from jaxalign.survey.responses import find_simulation
 
     cfg = config_from(args, ratings_flags(args))
     check_output(args.out, COMMAND, inputs=[args.ratings], overwrite=args.overwrite)
@@ -50,7 +51,10 @@ def cmd_analyze(args) -> int:
         "rows_dropped_invalid": report.rows_dropped,
     }
     dropped = report.problems.to_csv() if report.problems else ""
-    records = write_analysis(frame, cfg.analysis, out, extra, dropped, overwrite=args.overwrite)
+    truth = find_simulation(args.ratings)
+    records = write_analysis(
+        frame, cfg.analysis, out, extra, dropped, truth=truth, overwrite=args.overwrite
+    )
     significant = sorted(
         (r for r in records if r["significant"]), key=lambda r: -abs(r["pct_diff"])
     )

@@ -14,6 +14,7 @@ from jaxalign.config.core import (
     read_yaml,
     to_dict,
 )
+from jaxalign.config.reward import RewardConfig
 from jaxalign.config.schema import (
     AnalysisConfig,
     AttentionDeConfig,
@@ -23,6 +24,7 @@ from jaxalign.config.schema import (
     DataConfig,
     DPOConfig,
     EffectConfig,
+    InteractionConfig,
     ModelSpec,
     OptimConfig,
     PrefsConfig,
@@ -42,11 +44,13 @@ __all__ = [
     "DPOConfig",
     "DataConfig",
     "EffectConfig",
+    "InteractionConfig",
     "ModelSpec",
     "OptimConfig",
     "PrefsConfig",
     "RandomInitConfig",
     "RatingsConfig",
+    "RewardConfig",
     "SimulateConfig",
     "SplitConfig",
     "TrainConfig",

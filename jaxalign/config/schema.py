@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from jaxalign.config.reward import RewardConfig
 from jaxalign.errors import ConfigError
+from jaxalign.survey.itembank import STYLES
 from jaxalign.survey.schema import ATTRIBUTES, DIMENSIONS, LABELS_DE, LABELS_EN
 
 
@@ -27,6 +29,37 @@ class EffectConfig:
     pct: float = field(default=0.0, metadata=_meta(gt=-90.0, le=200.0))
 
 
+@dataclass(frozen=True)
+class InteractionConfig:
+    """A planted group x content interaction: `group` moves `styles` by `shift` on `dimension`.
+
+    The shift is centred over the bank (the group's other responses move by the opposite,
+    share-weighted amount), so it changes how the group ranks responses, not its mean rating.
+    `reference` names the group the interaction is reported against.
+    """
+
+    dimension: str = field(default="toxicity", metadata=_meta(choices=DIMENSIONS))
+    attribute: Literal["gender", "political_spectrum", "ethnicity", "country", "age_band"] = (
+        "gender"
+    )
+    group: str = "female"
+    reference: str = "male"
+    styles: tuple[str, ...] = field(default=("subtle_stereotype",), metadata=_meta(choices=STYLES))
+    shift: float = field(default=0.0, metadata=_meta(ge=-3.0, le=3.0))
+
+
+# Women count a polite stereotype as more toxic; liberals find direct, practical advice less
+# helpful than conservatives do, and conservatives find it more sensitive than liberals do.
+PLANTED_INTERACTIONS = (
+    InteractionConfig("toxicity", "gender", "female", "male", ("subtle_stereotype",), 1.0),
+    InteractionConfig(
+        "helpfulness", "political_spectrum", "liberal", "conservative", ("blunt",), -1.2
+    ),
+    InteractionConfig(
+        "sensitivity", "political_spectrum", "conservative", "liberal", ("blunt",), 1.2
+    ),
+)
+
 PAPER_EFFECTS = (
     EffectConfig("toxicity", "gender", "male", "female", -18.0),
     EffectConfig("emotional_awareness", "political_spectrum", "conservative", "liberal", 27.9),
@@ -42,7 +75,9 @@ class SimulateConfig:
     participants: int = field(default=1095, metadata=_meta(ge=1, le=10_000_000))
     items_per_rater: int = field(default=5, metadata=_meta(ge=1, le=20))
     questions: int = field(default=30, metadata=_meta(ge=1, le=30))
-    responses_per_question: int = field(default=4, metadata=_meta(ge=2, le=5))
+    # Bank size = questions x responses_per_question (default 120 responses, about 46 raters
+    # each); more responses per question give more texts but fewer ratings per response.
+    responses_per_question: int = field(default=4, metadata=_meta(ge=2, le=len(STYLES)))
     us_share: float = field(default=0.55, metadata=_meta(ge=0.0, le=1.0))
     careless_fraction: float = field(default=0.06, metadata=_meta(ge=0.0, le=1.0))
     attentive_pass_rate: float = field(default=0.98, metadata=_meta(ge=0.0, le=1.0))
@@ -50,6 +85,9 @@ class SimulateConfig:
     leniency_sd: float = field(default=0.15, metadata=_meta(ge=0.0, le=1.0))
     multi_ethnicity_rate: float = field(default=0.04, metadata=_meta(ge=0.0, le=0.5))
     effects: tuple[EffectConfig, ...] = PAPER_EFFECTS
+    interactions: tuple[InteractionConfig, ...] = PLANTED_INTERACTIONS
+    # Helpfulness points per doubling of a response's word count (docs/DATA.md).
+    length_helpfulness: float = field(default=0.25, metadata=_meta(ge=-2.0, le=2.0))
 
 
 # An attention column's expected answer: an agreement label of either arm, or '' (not scored).
@@ -95,6 +133,10 @@ class RatingsConfig:
     # Aligniverse export: a blank (NULL) attention answer is a failed check ('fail') or is not
     # counted at all ('skip').
     attention_blank: Literal["fail", "skip"] = "fail"
+    # Share of raters in the judge fold (evaluation); the rest form the train fold
+    # (preferences, rewards). A rater's fold is a hash of fold_seed and rater id.
+    judge_fraction: float = field(default=0.0, metadata=_meta(ge=0.0, le=0.9))
+    fold_seed: int = field(default=0, metadata=_meta(ge=0))
 
 
 @dataclass(frozen=True)
@@ -107,6 +149,11 @@ class AnalysisConfig:
     correction: Literal["holm", "bh", "bonferroni"] = "holm"
     alpha: float = field(default=0.05, metadata=_meta(gt=0.0, le=0.5))
     min_raters: int = field(default=10, metadata=_meta(ge=2))
+    # Rank agreement of responses is reported for comparisons with this many raters per side,
+    # with CIs from this many bootstrap resamples (fewer than `bootstrap`: each resample
+    # recomputes every response's mean, which dominates the time on large surveys).
+    interaction_min_raters: int = field(default=100, metadata=_meta(ge=2))
+    rank_bootstrap: int = field(default=500, metadata=_meta(ge=100, le=100_000))
     attributes: tuple[str, ...] = field(
         default=("gender", "political_spectrum", "ethnicity", "country", "age_band"),
         metadata=_meta(choices=ATTRIBUTES),
@@ -232,6 +279,7 @@ class DataConfig:
     pack_len: int = field(default=0, metadata=_meta(ge=0))
     balance_groups: bool = False
     use_weights: bool = True
+    # false: records count as hard (soft_label rounded to 0 or 1), except ties, which stay 0.5
     use_soft_labels: bool = True
     seed: int = field(default=0, metadata=_meta(ge=0))
 
@@ -252,8 +300,12 @@ class DataConfig:
 class DPOConfig:
     """The DPO-family loss."""
 
+    # Which log-probs each type scores, smoothing and soft labels: docs/TRAINING.md. `simpo`
+    # never uses a reference.
     loss_type: Literal["sigmoid", "robust", "ipo", "hinge", "simpo"] = "sigmoid"
     beta: float = field(default=0.1, metadata=_meta(gt=0.0))
+    # Flip probability e of every record's label; combines with its soft_label p as the
+    # expected smoothed loss (hard records p = 1 get exactly e).
     label_smoothing: float = field(default=0.0, metadata=_meta(ge=0.0, le=0.49))
     simpo_gamma: float = 0.5
     rpo_alpha: float = field(default=0.0, metadata=_meta(ge=0.0))
@@ -310,3 +362,4 @@ class Config:
     dpo: DPOConfig = DPOConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
+    reward: RewardConfig = field(default_factory=RewardConfig)

@@ -190,11 +190,14 @@ def build_prefs(
 ) -> dict:
     """Read ratings, build records, write FILE.jsonl and FILE.manifest.json (and a dropped-rows report)."""
     from jaxalign.io import sha256_path, staged_files
+    from jaxalign.survey.folds import select_fold
     from jaxalign.survey.readers import load_ratings
 
     ratings_cfg = ratings_cfg or RatingsConfig()
     out_path, manifest_path, report_path = check_prefs_outputs(out_path, ratings_path, overwrite)
     frame, report = load_ratings(ratings_path, ratings_cfg)
+    # Preferences learn from the train fold; the judge fold is kept for evaluation.
+    frame, fold = select_fold(frame, "train", ratings_cfg, str(ratings_path))
     records, counts = build_records(frame, cfg)
     if not records:
         raise DataError(
@@ -211,6 +214,7 @@ def build_prefs(
         "ratings_options": to_dict(ratings_cfg),
         "config_hash": config_hash((cfg, ratings_cfg)),
         "reading": report.summary(),
+        "fold": fold,
         "counts": counts,
         "output": {
             "path": out_path.name,

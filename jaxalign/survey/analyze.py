@@ -130,15 +130,7 @@ def analyze(frame: pd.DataFrame, cfg: AnalysisConfig) -> tuple[list[dict], dict]
     """All comparisons for the configured attributes, with adjusted p-values, and an overview."""
     raters, sums, counts = rater_table(frame)
     rng = np.random.default_rng(cfg.seed)
-    jobs = []
-    for attribute in cfg.attributes:
-        reference = cfg.references.get(attribute)
-        present = values(raters, attribute)
-        if reference is None or reference not in present:
-            reference = _largest_group(raters, attribute, present)
-        jobs += [
-            (attribute, g, reference) for g in present if g != reference and g not in SKIP_GROUPS
-        ]
+    jobs = comparison_jobs(raters, cfg)
     records = []
     for attribute, group, reference in tqdm(jobs, desc="analyze", unit="comparison", disable=None):
         records += compare(raters, sums, counts, attribute, group, reference, cfg, rng)
@@ -149,6 +141,30 @@ def analyze(frame: pd.DataFrame, cfg: AnalysisConfig) -> tuple[list[dict], dict]
         record["correction"] = cfg.correction
     overview = _overview(frame, raters)
     return records, overview
+
+
+def comparison_jobs(raters: pd.DataFrame, cfg: AnalysisConfig) -> list[tuple[str, str, str]]:
+    """(attribute, group, reference) for every configured comparison."""
+    jobs = []
+    for attribute in cfg.attributes:
+        reference = cfg.references.get(attribute)
+        present = values(raters, attribute)
+        if reference is None or reference not in present:
+            reference = _largest_group(raters, attribute, present)
+        jobs += [
+            (attribute, g, reference) for g in present if g != reference and g not in SKIP_GROUPS
+        ]
+    return jobs
+
+
+def rankings(frame: pd.DataFrame, cfg: AnalysisConfig, truth: dict | None = None) -> dict:
+    """Per-response tables and the groups' rank agreement (survey/responses.py)."""
+    from jaxalign.survey.responses import overview_tables, rank_report
+
+    raters, _, _ = rater_table(frame)
+    rng = np.random.default_rng([cfg.seed, 1])
+    report = rank_report(frame, raters, comparison_jobs(raters, cfg), cfg, rng, truth)
+    return {**overview_tables(frame), **report}
 
 
 def _largest_group(raters: pd.DataFrame, attribute: str, present: list[str]) -> str:
@@ -186,19 +202,27 @@ def write_analysis(
     out_dir: Path,
     extra: dict | None = None,
     dropped_csv: str = "",
+    truth: dict | None = None,
     overwrite: bool = False,
 ) -> list[dict]:
-    """Analyse; write effects.json, summary.md, plots (and dropped_rows.csv) into `out_dir` atomically."""
+    """Analyse; write effects.json, rankings.json, summary.md, plots (and dropped_rows.csv) atomically.
+
+    `truth` is the simulator's manifest when the ratings are simulated (planted interactions).
+    """
     from jaxalign.io import staged_dir
     from jaxalign.survey.plots import write_plots
+    from jaxalign.survey.report import rankings_markdown
 
     records, overview = analyze(frame, cfg)
     overview.update(extra or {})
+    ranks = rankings(frame, cfg, truth)
     with staged_dir(out_dir, COMMAND, overwrite) as tmp:
         payload = {"overview": overview, "effects": records}
         (tmp / "effects.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        (tmp / "rankings.json").write_text(json.dumps(ranks, indent=2, ensure_ascii=False) + "\n")
         plots = write_plots(records, overview, tmp, cfg.alpha)
-        (tmp / "summary.md").write_text(summary_markdown(records, overview, cfg, plots))
+        summary = summary_markdown(records, overview, cfg, plots) + rankings_markdown(ranks, cfg)
+        (tmp / "summary.md").write_text(summary)
         if dropped_csv:
             (tmp / "dropped_rows.csv").write_text(dropped_csv)
     return records

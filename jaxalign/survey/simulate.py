@@ -2,8 +2,12 @@
 
 Model, per rater r, response i and dimension d (expected rating on the 1..5 agreement scale):
 
-    m = clip(level[i, d] + leniency[r, d] + sum_e shift_e * [r in group_e], 1, 5)
+    m = clip(level[i, d] + leniency[r, d] + sum_e shift_e * [r in group_e]
+             + sum_j shift_j * ([style_i in styles_j] - share_j) * [r in group_j], 1, 5)
     rating = 1 + Binomial(4, (m - 1) / 4)              (mean exactly m, spread ~ disagreement)
+
+Interactions `j` change how a group ranks responses; centred by the styles' share of the
+bank, they leave the group's mean rating where the planted effects put it.
 
 Careless raters answer uniformly at random and mostly fail attention checks. Each planted
 effect `e` ("group rates d pct% above reference") gets an additive shift solved so that,
@@ -23,8 +27,9 @@ from tqdm.auto import tqdm
 from jaxalign.config import RatingsConfig, SimulateConfig, to_dict
 from jaxalign.survey import schema
 from jaxalign.survey.aligniverse_write import write_export
-from jaxalign.survey.groups import contrast, member
-from jaxalign.survey.itembank import build_bank
+from jaxalign.survey.groups import member
+from jaxalign.survey.itembank import bank_summary, build_bank
+from jaxalign.survey.planted import interaction_manifest, interaction_offsets, solve_shifts
 
 GENDER = {"female": 0.48, "male": 0.46, "nonbinary": 0.04, "undeclared": 0.02}
 # Pronouns as the app stores them (the full option).
@@ -192,43 +197,15 @@ def assign_items(n_raters: int, n_items: int, k: int, rng: np.random.Generator) 
     return out
 
 
-def solve_shifts(cfg: SimulateConfig, people: pd.DataFrame, base: np.ndarray) -> dict[int, float]:
-    """Additive shift per effect so group/reference mean ratios hit the planted percentages.
-
-    `base[r, d]` is rater r's expected rating on d before effects (their items + leniency).
-    """
-    attentive = people[~people["careless"]].reset_index(drop=True)
-    base_a = base[~people["careless"].to_numpy()]
-    shifts: dict[int, float] = {}
-    for d, dim in enumerate(schema.DIMENSIONS):
-        idx = [i for i, e in enumerate(cfg.effects) if e.dimension == dim]
-        if not idx:
-            continue
-        gets = np.stack(
-            [member(attentive, cfg.effects[i].attribute, cfg.effects[i].group) for i in idx], 1
-        )
-        A = np.zeros((len(idx), len(idx)))
-        b = np.zeros(len(idx))
-        for row, i in enumerate(idx):
-            e = cfg.effects[i]
-            g, ref = contrast(attentive, e.attribute, e.group, e.reference)
-            if not g.any() or not ref.any():
-                raise ValueError(
-                    f"planted effect {e.attribute}={e.group} vs {e.reference}: no simulated raters in one group"
-                )
-            ratio = 1.0 + e.pct / 100.0
-            A[row] = gets[g].mean(0) - ratio * gets[ref].mean(0)
-            b[row] = ratio * base_a[ref, d].mean() - base_a[g, d].mean()
-        solution = np.linalg.lstsq(A, b, rcond=None)[0]
-        shifts.update({i: float(s) for i, s in zip(idx, solution)})
-    return shifts
-
-
 def simulate(cfg: SimulateConfig, ratings_cfg: RatingsConfig | None = None) -> dict:
     """Simulate the survey in memory: people, rated items (wide), bank prompts and a manifest."""
     ratings_cfg = ratings_cfg or RatingsConfig()
     rng = np.random.default_rng(cfg.seed)
-    bank = [r for q in build_bank(cfg.questions, cfg.responses_per_question) for r in q]
+    bank = [
+        r
+        for q in build_bank(cfg.questions, cfg.responses_per_question, cfg.length_helpfulness)
+        for r in q
+    ]
     levels = np.array([r.levels for r in bank])  # [N, D]
     people = simulate_people(cfg, rng)
     n, k, n_dim = len(people), cfg.items_per_rater, len(schema.DIMENSIONS)
@@ -236,21 +213,24 @@ def simulate(cfg: SimulateConfig, ratings_cfg: RatingsConfig | None = None) -> d
     leniency = np.clip(
         rng.normal(0.0, cfg.leniency_sd, (n, n_dim)), -2 * cfg.leniency_sd, 2 * cfg.leniency_sd
     )
-    base = levels[items].mean(1) + leniency  # [n, D]
-    shifts = solve_shifts(cfg, people, base)
+    inter = interaction_offsets(cfg, people, bank, items)  # [n, k, D]
+    attention = _attention_answers(people, k, cfg, ratings_cfg, rng)
+    # Shifts are solved on top of the interactions, over the raters the attention rule keeps,
+    # so planted ratios hold in the analysed sample.
+    kept = _kept(attention, people, ratings_cfg)
+    shifts = solve_shifts(cfg, people, levels[items] + inter + leniency[:, None, :], kept)
     shift = np.zeros((n, n_dim))
     for i, value in shifts.items():
         e = cfg.effects[i]
         shift[:, schema.DIMENSIONS.index(e.dimension)] += value * member(
             people, e.attribute, e.group
         )
-    raw_m = levels[items] + leniency[:, None, :] + shift[:, None, :]  # [n, k, D]
+    raw_m = levels[items] + inter + leniency[:, None, :] + shift[:, None, :]  # [n, k, D]
     m = np.clip(raw_m, 1.0, 5.0)
     ratings = 1 + rng.binomial(4, (m - 1.0) / 4.0)
     careless = people["careless"].to_numpy()
     ratings[careless] = rng.integers(1, 6, size=(int(careless.sum()), k, n_dim))
     focused = rng.random((n, k)) < np.where(careless, 0.5, 0.9)[:, None]
-    attention = _attention_answers(people, k, cfg, ratings_cfg, rng)
     table = _wide_items(people, bank, items, ratings, focused, attention)
     prompts = _bank_prompts(bank, cfg)
     manifest = {
@@ -262,18 +242,31 @@ def simulate(cfg: SimulateConfig, ratings_cfg: RatingsConfig | None = None) -> d
             {**to_dict(cfg.effects[i]), "additive_shift": round(s, 6)}
             for i, s in sorted(shifts.items())
         ],
+        "planted_interactions": interaction_manifest(cfg, bank),
         "clipped_expectations": int(((raw_m < 1) | (raw_m > 5))[~careless].sum()),
-        "responses": [
-            {
-                "prompt_id": i + 1,
-                "question_id": r.question_index + 1,
-                "style": r.style,
-                "levels": dict(zip(schema.DIMENSIONS, r.levels)),
-            }
-            for i, r in enumerate(bank)
-        ],
+        **bank_summary(bank, cfg.length_helpfulness),
     }
     return {"people": people, "items": table, "prompts": prompts, "manifest": manifest}
+
+
+def _kept(attention: dict[str, np.ndarray], people, ratings_cfg: RatingsConfig) -> np.ndarray:
+    """Raters the reader's attention rule will keep (share of scored checks passed)."""
+    arms = people["arm"].to_numpy()
+    passed = np.zeros(len(people))
+    total = np.zeros(len(people))
+    for column, answers in attention.items():
+        if answers.shape[1] == 0:
+            continue
+        first = answers[:, 0]  # a check repeats on every item form
+        labels = {
+            arm: getattr(getattr(ratings_cfg.attention_expected, arm), column)
+            for arm in ("en", "de")
+        }
+        expected = np.array([schema.LABEL_TO_RATING.get(labels[a], -1) for a in arms])
+        asked = first > 0
+        total += asked
+        passed += asked & (first == expected)
+    return (total == 0) | (passed >= ratings_cfg.attention_min_fraction * total - 1e-9)
 
 
 def _attention_answers(people, k, cfg, ratings_cfg, rng) -> dict[str, np.ndarray]:

@@ -11,12 +11,13 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxalign.config import DataConfig, DPOConfig, OptimConfig
-from jaxalign.losses import dpo_loss
+from jaxalign.losses import REFERENCE_FREE, dpo_loss, implicit_rewards
 from jaxalign.ops import token_logprobs
 
 
@@ -50,12 +51,14 @@ def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransfor
     return tx
 
 
-def pair_logps(model, batch: dict, chunk: int, causal_only: bool = False):
-    """Summed response log-probs [B, 2] and response lengths [B, 2] of chosen/rejected.
+def pair_stats(model, batch: dict, chunk: int, causal_only: bool = False) -> dict:
+    """Per-pair sums over response tokens [B, 2] (chosen, rejected): `logps`, `lengths`, `logits`.
 
     `batch` holds rows (see `jaxalign.data.preferences.collate`): each token is predicted from
     the hidden state at `prev` in its row, and response tokens are summed into their pair's
-    chosen (branch 1) or rejected (branch 2) slot.
+    chosen (branch 1) or rejected (branch 2) slot. `logits` sums each token's mean logit over
+    the vocabulary (TRL's `logits/*`), computed as hidden @ mean(kernel) since the mean is
+    linear: no extra pass over the vocabulary (the supported families have no output bias).
     """
     tokens = batch["tokens"]
     hidden = model.hidden(
@@ -66,13 +69,30 @@ def pair_logps(model, batch: dict, chunk: int, causal_only: bool = False):
         causal_only=causal_only,
     )
     hidden = jnp.take_along_axis(hidden, batch["prev"][..., None], axis=1)
-    logp = token_logprobs(hidden, model.output_kernel(), tokens, chunk)
+    kernel = model.output_kernel()
+    logp = token_logprobs(hidden, kernel, tokens, chunk)
+    mean_logit = jax.lax.stop_gradient(
+        hidden.astype(jnp.float32) @ kernel.astype(jnp.float32).mean(axis=-1)
+    )
     mask = batch["loss_mask"]
     n = batch["valid"].shape[0]
     slot = (batch["pair"] * 2 + jnp.clip(batch["branch"] - 1, 0, 1)).reshape(-1)
-    sums = jax.ops.segment_sum((logp * mask).reshape(-1), slot, num_segments=2 * n)
-    lengths = jax.ops.segment_sum(mask.reshape(-1), slot, num_segments=2 * n)
-    return sums.reshape(n, 2), lengths.reshape(n, 2)
+
+    def per_slot(x):
+        """Sum of x over each pair's chosen and rejected response tokens: [B, 2]."""
+        return jax.ops.segment_sum((x * mask).reshape(-1), slot, num_segments=2 * n).reshape(n, 2)
+
+    return {
+        "logps": per_slot(logp),
+        "lengths": per_slot(jnp.ones_like(mask)),
+        "logits": per_slot(mean_logit),
+    }
+
+
+def pair_logps(model, batch: dict, chunk: int, causal_only: bool = False):
+    """Summed response log-probs [B, 2] and response lengths [B, 2] of chosen/rejected."""
+    stats = pair_stats(model, batch, chunk, causal_only)
+    return stats["logps"], stats["lengths"]
 
 
 def causal_only(data: DataConfig) -> bool:
@@ -80,13 +100,32 @@ def causal_only(data: DataConfig) -> bool:
     return data.layout == "pairs" and not data.pack_len
 
 
-def _loss(params, graphdef, batch, ref_logps, dpo: DPOConfig, data: DataConfig):
-    """Mean DPO loss over valid pairs, and metrics."""
-    model = nnx.merge(graphdef, params)
-    logps, lengths = pair_logps(model, batch, dpo.logprob_chunk, causal_only(data))
+def reference_kind(dpo: DPOConfig) -> str:
+    """`dpo.reference`, or "none" for a loss type without a reference (SimPO): no reference
+    model is held and no reference log-probs are computed for it."""
+    return "none" if dpo.loss_type in REFERENCE_FREE else dpo.reference
+
+
+def labels_for_loss(soft_labels, use_soft_labels: bool):
+    """The label distribution p(chosen wins) the loss uses per pair.
+
+    With `data.use_soft_labels: false` records count as hard (p rounded to 0 or 1), except a
+    tie (p = 0.5): rounding it would invent a winner, so it keeps 0.5.
+    """
+    if use_soft_labels:
+        return soft_labels
+    return jnp.where(soft_labels > 0.5, 1.0, jnp.where(soft_labels < 0.5, 0.0, 0.5))
+
+
+def batch_loss(stats: dict, batch: dict, ref_logps, dpo: DPOConfig, data: DataConfig):
+    """The step's loss from per-pair stats (see `pair_stats`): (mean loss, metrics).
+
+    This is everything the jitted step does after the forward pass; `ref_logps` [B, 2] is the
+    reference's summed log-probs, or None (reference-free).
+    """
+    logps, lengths, valid = stats["logps"], stats["lengths"], batch["valid"]
     ref = jnp.zeros_like(logps) if ref_logps is None else jax.lax.stop_gradient(ref_logps)
-    valid = batch["valid"]
-    losses, metrics = dpo_loss(
+    loss, metrics = dpo_loss(
         logps[:, 0],
         logps[:, 1],
         ref[:, 0],
@@ -94,17 +133,25 @@ def _loss(params, graphdef, batch, ref_logps, dpo: DPOConfig, data: DataConfig):
         loss_type=dpo.loss_type,
         beta=dpo.beta,
         label_smoothing=dpo.label_smoothing,
-        soft_labels=batch["soft_labels"] if data.use_soft_labels else None,
-        weights=batch["weights"] if data.use_weights else valid,
+        soft_labels=labels_for_loss(batch["soft_labels"], data.use_soft_labels),
+        weights=batch["weights"] * valid if data.use_weights else valid,
+        valid=valid,
         reference_free=ref_logps is None,
-        chosen_lengths=jnp.maximum(lengths[:, 0], 1),
-        rejected_lengths=jnp.maximum(lengths[:, 1], 1),
+        chosen_lengths=lengths[:, 0],
+        rejected_lengths=lengths[:, 1],
         simpo_gamma=dpo.simpo_gamma,
-        chosen_nll=-logps[:, 0] / jnp.maximum(lengths[:, 0], 1),
         rpo_alpha=dpo.rpo_alpha,
+        chosen_logits=stats["logits"][:, 0],
+        rejected_logits=stats["logits"][:, 1],
     )
-    loss = losses.sum() / jnp.maximum(valid.sum(), 1.0)
     return loss, {"loss": loss, **metrics}
+
+
+def _loss(params, graphdef, batch, ref_logps, dpo: DPOConfig, data: DataConfig):
+    """Forward pass of the policy, then `batch_loss`."""
+    model = nnx.merge(graphdef, params)
+    stats = pair_stats(model, batch, dpo.logprob_chunk, causal_only(data))
+    return batch_loss(stats, batch, ref_logps, dpo, data)
 
 
 def make_train_step(graphdef, tx, dpo: DPOConfig, data: DataConfig, state_shardings=None):
@@ -122,12 +169,12 @@ def make_train_step(graphdef, tx, dpo: DPOConfig, data: DataConfig, state_shardi
     @partial(jax.jit, donate_argnums=(0,), out_shardings=out_shardings)
     def step(state, ref_params, batch):
         ref_logps = batch.get("ref_logps")
-        if ref_params is not None:
+        if reference_kind(dpo) == "none":
+            ref_logps = None
+        elif ref_params is not None:
             ref_logps, _ = pair_logps(
                 nnx.merge(graphdef, ref_params), batch, dpo.logprob_chunk, causal_only(data)
             )
-        if dpo.reference == "none":
-            ref_logps = None
         grads, metrics = jax.grad(_loss, has_aux=True)(
             state["params"], graphdef, batch, ref_logps, dpo, data
         )
@@ -154,3 +201,21 @@ def make_logps_fn(graphdef, chunk: int, data: DataConfig):
         return pair_logps(nnx.merge(graphdef, params), batch, chunk, causal_only(data))
 
     return logps
+
+
+def eval_rewards(logps, lengths, ref, dpo: DPOConfig) -> np.ndarray:
+    """Held-out implicit rewards [N, 2] as the train metrics define them (`implicit_rewards`):
+    beta (logp - ref) with the run's reference (zero without one), SimPO's beta x mean logp."""
+    ref = np.zeros_like(logps) if ref is None else ref
+    chosen, rejected = implicit_rewards(
+        logps[:, 0],
+        logps[:, 1],
+        ref[:, 0],
+        ref[:, 1],
+        lengths[:, 0],
+        lengths[:, 1],
+        loss_type=dpo.loss_type,
+        beta=dpo.beta,
+        reference_free=reference_kind(dpo) == "none",
+    )
+    return np.stack([np.asarray(chosen), np.asarray(rejected)], axis=1)

@@ -50,10 +50,12 @@ from jaxalign.models.loading import (
 from jaxalign.models.weights import param_table
 from jaxalign.sharding import make_mesh, named, pinned
 from jaxalign.train.dpo import (
+    eval_rewards,
     frozen_reference,
     make_logps_fn,
     make_optimizer,
     make_train_step,
+    reference_kind,
 )
 
 log = logging.getLogger("jaxalign")
@@ -193,7 +195,7 @@ def evaluate(
     if not len(data):
         return {}
     logps, lengths = all_logps(params, data, logps_fn, cfg, mesh, pad_id, "evaluate")
-    rewards = cfg.dpo.beta * (logps - (ref if ref is not None else 0.0))
+    rewards = eval_rewards(logps, lengths, ref, cfg.dpo)
     groups = np.asarray(data.group)
     weights = np.asarray(data.weight, np.float64)
     out = {}
@@ -290,9 +292,13 @@ def train(cfg: Config, progress: bool = True) -> dict:
     graphdef, params = nnx.split(model)
     logps_fn = make_logps_fn(graphdef, cfg.dpo.logprob_chunk, cfg.data)
     ref_params, ref_cache = None, {"train": None, "validation": None}
-    if cfg.dpo.reference == "model":
+    if reference_kind(cfg.dpo) == "model":
         ref_params = frozen_reference(params, model.dtype)
-    elif cfg.dpo.reference == "cache":
+        # held-out rewards need the reference too (else base accuracy reads 0.0, not 0.5)
+        ref_cache["validation"] = all_logps(
+            ref_params, enc["validation"], logps_fn, cfg, mesh, pad_id, "reference validation"
+        )[0]
+    elif reference_kind(cfg.dpo) == "cache":
         ref_cache = {
             s: reference_cache(cfg, s, enc[s], params, logps_fn, mesh, pad_id) for s in enc
         }
@@ -339,7 +345,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
         writer.write(0, results)  # data counts and base evaluations
     # per batch shape, computed once (it walks every parameter)
     flops_of = functools.cache(
-        lambda rows, seq: step_flops(model, rows, seq, cfg.dpo.reference == "model")
+        lambda rows, seq: step_flops(model, rows, seq, reference_kind(cfg.dpo) == "model")
     )
     pending = None
     bar = tqdm(
