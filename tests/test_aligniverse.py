@@ -29,7 +29,7 @@ def raters(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_survey_validate_strict_passes(capsys):
-    assert main(["survey", "validate", "--ratings", str(FIXTURE)]) == 0
+    assert main(["survey", "validate", "--ratings", str(FIXTURE), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["problems"] == 0 and summary["rows_dropped_invalid"] == 0
     # en-6 left one attention check blank, de-4 gave the English arm's answers: both excluded.
@@ -65,7 +65,7 @@ def test_attention_blank_skip_and_per_arm_overrides(capsys):
         "ratings.attention_expected.de.attention2=stimme zu",
         "ratings.attention_expected.de.attention3=stimme voll zu",
     ]
-    assert main(["survey", "validate", "--ratings", str(FIXTURE), *overrides]) == 0
+    assert main(["survey", "validate", "--ratings", str(FIXTURE), "--json", *overrides]) == 0
     assert json.loads(capsys.readouterr().out)["raters_excluded_attention"] == 4
     frame, _ = load_ratings(FIXTURE, load_config(None, overrides).ratings)
     german = sorted(r for r in frame["rater_id"].unique() if r.startswith("de-"))

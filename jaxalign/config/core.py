@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -20,6 +22,15 @@ import yaml
 from jaxalign.errors import ConfigError
 
 T = TypeVar("T")
+MAX_YAML_NODES = 100_000  # real configs have hundreds; a "billion laughs" alias bomb has 10^9
+_REPR = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 8, 8, 8
+_REPR.maxstring = _REPR.maxother = 120
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, bounded (an alias bomb must not be printed expanded)."""
+    return _REPR.repr(value)
 
 
 def _fail(source: str, key: str, message: str) -> typing.NoReturn:
@@ -52,22 +63,22 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         allowed = typing.get_args(tp)
         if value in allowed and type(value) in {type(a) for a in allowed}:
             return value
-        _fail(source, key, f"{value!r} is not allowed; expected {_describe(tp)}")
+        _fail(source, key, f"{_shown(value)} is not allowed; expected {_describe(tp)}")
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(tp):
             try:
                 return _coerce(value, arg, key, source)
             except ConfigError:
                 continue
-        _fail(source, key, f"{value!r} is not {_describe(tp)}")
+        _fail(source, key, f"{_shown(value)} is not {_describe(tp)}")
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            _fail(source, key, f"{value!r} is not {_describe(tp)}")
+            _fail(source, key, f"{_shown(value)} is not {_describe(tp)}")
         item_tp = typing.get_args(tp)[0]
         return tuple(_coerce(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
-            _fail(source, key, f"{value!r} is not {_describe(tp)}")
+            _fail(source, key, f"{_shown(value)} is not {_describe(tp)}")
         key_tp, val_tp = typing.get_args(tp)
         return {
             _coerce(k, key_tp, key, source): _coerce(v, val_tp, f"{key}.{k}", source)
@@ -75,20 +86,22 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         }
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            _fail(source, key, f"{value!r} is not a mapping")
+            _fail(source, key, f"{_shown(value)} is not a mapping")
         return from_dict(tp, value, source=source, prefix=key)
     if tp is type(None):
         if value is None:
             return None
-        _fail(source, key, f"{value!r} is not null")
+        _fail(source, key, f"{_shown(value)} is not null")
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        _fail(source, key, f"{_shown(value)} is not a finite number")
     if tp is bool and not isinstance(value, bool):
-        _fail(source, key, f"{value!r} is not a boolean (true/false)")
+        _fail(source, key, f"{_shown(value)} is not a boolean (true/false)")
     if tp in (int, float) and isinstance(value, bool):
-        _fail(source, key, f"{value!r} is not {_describe(tp)}")
+        _fail(source, key, f"{_shown(value)} is not {_describe(tp)}")
     if not isinstance(value, tp):
-        _fail(source, key, f"{value!r} is not {_describe(tp)}")
+        _fail(source, key, f"{_shown(value)} is not {_describe(tp)}")
     return value
 
 
@@ -97,11 +110,11 @@ def _check_range(value: Any, meta: typing.Mapping[str, Any], key: str, source: s
     if value is None:
         return
     if "ge" in meta and value < meta["ge"]:
-        _fail(source, key, f"{value!r} is out of range; expected a value >= {meta['ge']}")
+        _fail(source, key, f"{_shown(value)} is out of range; expected a value >= {meta['ge']}")
     if "gt" in meta and value <= meta["gt"]:
-        _fail(source, key, f"{value!r} is out of range; expected a value > {meta['gt']}")
+        _fail(source, key, f"{_shown(value)} is out of range; expected a value > {meta['gt']}")
     if "le" in meta and value > meta["le"]:
-        _fail(source, key, f"{value!r} is out of range; expected a value <= {meta['le']}")
+        _fail(source, key, f"{_shown(value)} is out of range; expected a value <= {meta['le']}")
     if "choices" in meta:
         items = value if isinstance(value, tuple | dict) else (value,)
         for item in items:
@@ -156,6 +169,48 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes in the document once every alias is expanded (shared nodes counted each time)."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 1  # a cycle counts once rather than recursing forever
+        if isinstance(node, yaml.SequenceNode):
+            memo[key] = 1 + sum(_expanded_size(n, memo) for n in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            memo[key] = 1 + sum(
+                _expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value
+            )
+        if memo[key] > MAX_YAML_NODES:
+            raise _TooBig
+    return memo[key]
+
+
+class _TooBig(Exception):
+    """Raised while counting once the limit is passed."""
+
+
+def safe_load(text: str, source: str) -> Any:
+    """yaml.safe_load, refusing documents whose aliases expand beyond MAX_YAML_NODES nodes."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ConfigError(f"{source}: YAML is nested too deeply") from None
+        if node is None:
+            return None
+        try:
+            _expanded_size(node, {})
+        except _TooBig:
+            raise ConfigError(
+                f"{source}: YAML expands to more than {MAX_YAML_NODES:,} values "
+                "(aliases nested too deeply?)"
+            ) from None
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; errors name the file."""
     path = Path(path)
@@ -166,7 +221,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read config: {err}") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text, str(path))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
@@ -187,7 +242,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {override!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_load(raw, f"override {key}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     node = data

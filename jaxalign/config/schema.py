@@ -285,12 +285,16 @@ class DataConfig:
     seed: int = field(default=0, metadata=_meta(ge=0))
 
     def __post_init__(self):
-        """Buckets: at least one, positive, strictly ascending (a row takes the first that fits)."""
-        b = self.buckets
-        if not b:
-            raise ConfigError("buckets: at least one row width is required (e.g. [128, 256, 512])")
-        if any(x < 1 for x in b) or any(x >= y for x, y in itertools.pairwise(b)):
-            raise ConfigError(f"buckets: {list(b)} must be positive and strictly ascending")
+        """Buckets: at least one row width, each >= 1, in increasing order."""
+        if not self.buckets:
+            raise ConfigError("buckets: at least one row width is required, e.g. [256, 512]")
+        if any(b < 1 for b in self.buckets):
+            raise ConfigError(f"buckets: {list(self.buckets)} has a width below 1")
+        if any(a >= b for a, b in zip(self.buckets, self.buckets[1:])):
+            raise ConfigError(
+                f"buckets: {list(self.buckets)} must be strictly increasing, "
+                f"e.g. {sorted(set(self.buckets))}"
+            )
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,13 @@ from pathlib import Path
 import jax
 import numpy as np
 from flax import nnx
+from tqdm.auto import tqdm
 
 from jaxalign.config import Config
 from jaxalign.data.chat import eos_ids, pad_id, render
 from jaxalign.data.records import prompt_key, read_split
 from jaxalign.errors import JaxalignError
+from jaxalign.io import staged_files
 from jaxalign.models.sampler import Sampler
 
 
@@ -71,8 +73,15 @@ def generate_and_score(cfg: Config, max_new_tokens: int = 48, limit: int = 8) ->
         ]
         for p, g in prompts
     ]
+    longest, context = max(map(len, ids)), base.config.max_position_embeddings
+    if longest + max_new_tokens > context:
+        raise JaxalignError(
+            f"--max-new-tokens {max_new_tokens}: with held-out prompts of up to {longest} tokens "
+            f"this exceeds the model's {context}-token context"
+        )
     replies = {}
-    for name, model in (("base", base), ("tuned", tuned)):
+    models = (("base", base), ("tuned", tuned))
+    for name, model in tqdm(models, desc="eval", unit="model", leave=False, disable=None):
         stop = eos_ids(tokenizer, model.config.eos_token_id)
         out = Sampler(model, eos_ids=stop, pad_id=pad_id(tokenizer)).generate(
             ids, max_new_tokens=max_new_tokens, greedy=True
@@ -97,8 +106,8 @@ def generate_and_score(cfg: Config, max_new_tokens: int = 48, limit: int = 8) ->
         }
         for i, (p, g) in enumerate(prompts)
     ]
-    out_path = Path(cfg.train.run_dir) / "generations.json"
-    out_path.write_text(
-        json.dumps({"summary": summary, "rows": rows}, indent=2, ensure_ascii=False) + "\n"
-    )
+    with staged_files(Path(cfg.train.run_dir) / "generations.json") as (tmp,):
+        tmp.write_text(
+            json.dumps({"summary": summary, "rows": rows}, indent=2, ensure_ascii=False) + "\n"
+        )
     return summary

@@ -87,32 +87,35 @@ class ModelConfig:
             bias = bool(hf.get("attention_bias", False)) and family in ("llama", "qwen3")
             if family in ("qwen2", "qwen3") and hf.get("use_sliding_window"):
                 raise DataError(f"{source}: use_sliding_window=true is not supported for {family}")
-            return cls(
-                family=family,
-                vocab_size=int(hf["vocab_size"]),
-                hidden_size=hidden,
-                intermediate_size=int(hf["intermediate_size"]),
-                num_layers=int(hf["num_hidden_layers"]),
-                num_heads=heads,
-                num_kv_heads=int(hf.get("num_key_value_heads") or heads),
-                head_dim=int(hf.get("head_dim") or hidden // heads),
-                rms_norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
-                rope_theta=theta,
-                rope_scaling=scaling_items,
-                max_position_embeddings=int(hf.get("max_position_embeddings", 4096)),
-                tie_word_embeddings=bool(hf.get("tie_word_embeddings", False)),
-                attention_bias=bias or family == "qwen2",
-                o_bias=bias,
-                mlp_bias=bool(hf.get("mlp_bias", False)),
-                qk_norm=family == "qwen3",
-                sliding_window=(
-                    int(hf["sliding_window"])
-                    if family == "mistral" and hf.get("sliding_window")
-                    else None
+            return _checked(
+                source,
+                cls(
+                    family=family,
+                    vocab_size=int(hf["vocab_size"]),
+                    hidden_size=hidden,
+                    intermediate_size=int(hf["intermediate_size"]),
+                    num_layers=int(hf["num_hidden_layers"]),
+                    num_heads=heads,
+                    num_kv_heads=int(hf.get("num_key_value_heads") or heads),
+                    head_dim=int(hf.get("head_dim") or hidden // heads),
+                    rms_norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+                    rope_theta=theta,
+                    rope_scaling=scaling_items,
+                    max_position_embeddings=int(hf.get("max_position_embeddings", 4096)),
+                    tie_word_embeddings=bool(hf.get("tie_word_embeddings", False)),
+                    attention_bias=bias or family == "qwen2",
+                    o_bias=bias,
+                    mlp_bias=bool(hf.get("mlp_bias", False)),
+                    qk_norm=family == "qwen3",
+                    sliding_window=(
+                        int(hf["sliding_window"])
+                        if family == "mistral" and hf.get("sliding_window")
+                        else None
+                    ),
+                    bos_token_id=hf.get("bos_token_id"),
+                    eos_token_id=eos_ids,
+                    pad_token_id=hf.get("pad_token_id"),
                 ),
-                bos_token_id=hf.get("bos_token_id"),
-                eos_token_id=eos_ids,
-                pad_token_id=hf.get("pad_token_id"),
             )
         except KeyError as err:
             raise DataError(f"{source}: missing field {err.args[0]!r}") from None
@@ -161,6 +164,35 @@ class ModelConfig:
     def replace(self, **changes) -> ModelConfig:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+# Far above any real model; a config beyond them would hang or exhaust memory when built.
+LIMITS = {
+    "vocab_size": 1 << 22,
+    "hidden_size": 1 << 17,
+    "intermediate_size": 1 << 19,
+    "num_layers": 1024,
+    "num_heads": 1024,
+    "num_kv_heads": 1024,
+    "head_dim": 1024,
+    "max_position_embeddings": 1 << 24,
+}
+HF_KEYS = {"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"}
+
+
+def _checked(source: str, cfg: ModelConfig) -> ModelConfig:
+    """Refuse sizes that are zero, negative or absurdly large, naming the config key."""
+    for name, limit in LIMITS.items():
+        value = getattr(cfg, name)
+        if not 1 <= value <= limit:
+            key = HF_KEYS.get(name, name)
+            raise DataError(f"{source}: {key}={value} is out of range; expected 1..{limit}")
+    if cfg.num_heads % cfg.num_kv_heads:
+        raise DataError(
+            f"{source}: num_attention_heads={cfg.num_heads} is not a multiple of "
+            f"num_key_value_heads={cfg.num_kv_heads}"
+        )
+    return cfg
 
 
 def read_hf_config(path: Path) -> ModelConfig:

@@ -66,22 +66,17 @@ def reverse_permute(weight: np.ndarray, heads: int) -> np.ndarray:
     return weight.reshape(heads, dim, 2, *weight.shape[1:]).swapaxes(2, 1).reshape(weight.shape)
 
 
-def read_gguf(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """(HF config dict, fp32 tensors by HF name) from a GGUF file."""
-    from gguf import GGMLQuantizationType
-    from gguf.quants import dequantize
-
-    reader = _reader(path)
+def gguf_config(reader, path: Path) -> dict:
+    """The HF config dict of an opened GGUF file (metadata only, no tensor data)."""
     arch = _field(reader, "general.architecture")
     if arch != "llama":
         raise DataError(f"{path}: GGUF architecture {arch!r} is not supported; supported: llama")
     p = "llama."
     heads = int(_field(reader, p + "attention.head_count"))
-    kv_heads = int(_field(reader, p + "attention.head_count_kv", heads))
     hidden = int(_field(reader, p + "embedding_length"))
     tokens = reader.fields.get("tokenizer.ggml.tokens")
     names = {t.name for t in reader.tensors}
-    config = {
+    return {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
         "vocab_size": int(_field(reader, p + "vocab_size", len(tokens.data) if tokens else 0)),
@@ -89,7 +84,7 @@ def read_gguf(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         "intermediate_size": int(_field(reader, p + "feed_forward_length")),
         "num_hidden_layers": int(_field(reader, p + "block_count")),
         "num_attention_heads": heads,
-        "num_key_value_heads": kv_heads,
+        "num_key_value_heads": int(_field(reader, p + "attention.head_count_kv", heads)),
         "head_dim": int(_field(reader, p + "rope.dimension_count", hidden // heads)),
         "rms_norm_eps": float(_field(reader, p + "attention.layer_norm_rms_epsilon", 1e-5)),
         "rope_parameters": {
@@ -102,8 +97,34 @@ def read_gguf(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         "eos_token_id": _field(reader, "tokenizer.ggml.eos_token_id"),
         "pad_token_id": _field(reader, "tokenizer.ggml.padding_token_id"),
     }
-    tensors = {}
+
+
+def gguf_summary(path: Path) -> tuple[dict, dict[str, tuple[int, ...]], list[str]]:
+    """(HF config dict, tensor shapes by HF name, quantization type names) without dequantizing."""
+    from gguf import GGMLQuantizationType
+
+    reader = _reader(path)
+    config = gguf_config(reader, path)
+    shapes, qtypes = {}, set()
     for tensor in reader.tensors:
+        name = hf_name(tensor.name)
+        if name is not None:
+            shapes[name] = tuple(int(n) for n in reversed(tensor.shape))
+            qtypes.add(GGMLQuantizationType(tensor.tensor_type).name)
+    return config, shapes, sorted(qtypes)
+
+
+def read_gguf(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(HF config dict, fp32 tensors by HF name) from a GGUF file."""
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+    from tqdm.auto import tqdm
+
+    reader = _reader(path)
+    config = gguf_config(reader, path)
+    heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
+    tensors = {}
+    for tensor in tqdm(reader.tensors, desc="dequantize", unit="tensor", leave=False, disable=None):
         name = hf_name(tensor.name)
         if name is None:
             continue

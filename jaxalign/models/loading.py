@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
+import math
 import os
 from pathlib import Path
 
@@ -112,20 +114,32 @@ def build(
         )
     )
     for name, param, transpose, axes in param_table(model):
-        if name not in tensors:
-            raise DataError(f"{source}: tensor {name} is missing from the weights")
-        array = tensors[name]
-        array = array.T if transpose else array
-        expected = tuple(param.get_value().shape)
-        if tuple(array.shape) != expected:
-            shown = tuple(reversed(expected)) if transpose else expected
-            raise DataError(
-                f"{source}: tensor {name} has shape {tuple(tensors[name].shape)}, expected {shown} "
-                "from config.json"
-            )
+        expected = _check_tensor(name, param, transpose, tensors, source)
+        array = tensors[name].T if transpose else tensors[name]
         sharding = named(mesh, axes, expected) if mesh is not None else None
         param.set_value(put(array, sharding, param_dtype))
     return model
+
+
+def _check_tensor(name: str, param, transpose: bool, tensors: dict, source: str) -> tuple:
+    """The parameter's shape, after checking `tensors[name]` (array or shape) exists and fits."""
+    if name not in tensors:
+        raise DataError(f"{source}: tensor {name} is missing from the weights")
+    shape = tuple(getattr(tensors[name], "shape", tensors[name]))
+    expected = tuple(param.get_value().shape)
+    if (tuple(reversed(shape)) if transpose else shape) != expected:
+        shown = tuple(reversed(expected)) if transpose else expected
+        raise DataError(
+            f"{source}: tensor {name} has shape {shape}, expected {shown} from config.json"
+        )
+    return expected
+
+
+def check_shapes(cfg: ModelConfig, shapes: dict[str, tuple], source: str) -> None:
+    """Check tensor shapes against the config on an abstract model (nothing allocated)."""
+    model = nnx.eval_shape(lambda: Decoder(cfg, rngs=nnx.Rngs(0)))
+    for name, param, transpose, _ in param_table(model):
+        _check_tensor(name, param, transpose, shapes, source)
 
 
 def random_tensors(cfg: ModelConfig, seed: int = 0, scale: float = 0.02) -> dict[str, np.ndarray]:
@@ -172,7 +186,9 @@ def load_pretrained(
     return model, (load_tokenizer(file) if tokenizer else None)
 
 
-def export_hf(model: Decoder, tokenizer, out_dir: str | Path, dtype: str = "fp32") -> Path:
+def export_hf(
+    model: Decoder, tokenizer, out_dir: str | Path, dtype: str = "fp32", overwrite: bool = False
+) -> Path:
     """Write a HF directory (model.safetensors, config.json, tokenizer files) transformers can load."""
     from jaxalign.io import staged_dir
 
@@ -184,12 +200,35 @@ def export_hf(model: Decoder, tokenizer, out_dir: str | Path, dtype: str = "fp32
     config = model.config.to_hf()
     config["torch_dtype"] = "float32" if dtype == "fp32" else "bfloat16"
     out = Path(out_dir)
-    with staged_dir(out) as tmp:
+    with staged_dir(out, "model export", overwrite) as tmp:
         write_safetensors(tmp / "model.safetensors", tensors)
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
     return out
+
+
+def describe(path: Path) -> dict:
+    """What `model info` prints: format, parameter count and config, read without decoding weights."""
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise DataError(f"{path}: expected a HF model directory or a .gguf file")
+        from jaxalign.models.gguf import gguf_summary
+
+        hf, shapes, qtypes = gguf_summary(path)
+        cfg = ModelConfig.from_hf(hf, str(path))
+        fmt = f"GGUF ({', '.join(qtypes)}); dequantized to fp32 on load"
+        if path.name == SMOLLM2_FILE:
+            fmt += "; the bundled default 'smollm2' is this 4-bit (Q4_1) GGUF"
+    else:
+        cfg = read_hf_config(path)
+        shapes = {k: tuple(v.shape) for k, v in read_checkpoint(path).items()}
+        fmt = "Hugging Face directory (safetensors)"
+    check_shapes(cfg, shapes, str(path))
+    count = sum(math.prod(s) for s in shapes.values())
+    info = {"path": str(path), "format": fmt, "parameters": count, **dataclasses.asdict(cfg)}
+    info["rope_scaling"] = cfg.rope_scaling_dict
+    return info
 
 
 def parameter_count(model: Decoder) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,23 +75,44 @@ def _read_header(path: Path) -> tuple[dict, int]:
     return header, 8 + size
 
 
+def _tensor_entry(path: Path, name: str, info) -> tuple[np.dtype, list[int], int, int]:
+    """Check one header entry: (dtype, shape, begin, end), or a DataError naming the tensor."""
+    if not isinstance(info, dict):
+        raise DataError(f"{path}: tensor {name}: header entry is not a JSON object")
+    dtype = ST_DTYPES.get(info.get("dtype")) if isinstance(info.get("dtype"), str) else None
+    if dtype is None:
+        raise DataError(f"{path}: tensor {name}: unsupported dtype {info.get('dtype')}")
+    shape, offsets = info.get("shape"), info.get("data_offsets")
+    if not isinstance(shape, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+    ):
+        raise DataError(f"{path}: tensor {name}: shape {shape!r} is not a list of sizes >= 0")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in offsets)
+        or not 0 <= offsets[0] <= offsets[1]
+    ):
+        raise DataError(f"{path}: tensor {name}: data_offsets {offsets!r} are not [begin, end]")
+    return dtype, shape, offsets[0], offsets[1]
+
+
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     """Memory-mapped tensors of one .safetensors file, by name."""
     header, start = _read_header(path)
+    if not isinstance(header, dict):
+        raise DataError(f"{path}: safetensors header is not a JSON object")
     header.pop("__metadata__", None)
     raw = np.memmap(path, dtype=np.uint8, mode="r")
     out = {}
     for name, info in header.items():
-        dtype = ST_DTYPES.get(info.get("dtype"))
-        if dtype is None:
-            raise DataError(f"{path}: tensor {name}: unsupported dtype {info.get('dtype')}")
-        begin, end = info["data_offsets"]
-        count = int(np.prod(info["shape"])) if info["shape"] else 1
+        dtype, shape, begin, end = _tensor_entry(path, name, info)
+        count = math.prod(shape)
         if end - begin != count * np.dtype(dtype).itemsize or start + end > raw.size:
             raise DataError(
-                f"{path}: tensor {name}: data offsets do not match shape {info['shape']} (truncated file?)"
+                f"{path}: tensor {name}: data offsets do not match shape {shape} (truncated file?)"
             )
-        out[name] = raw[start + begin : start + end].view(dtype).reshape(info["shape"])
+        out[name] = raw[start + begin : start + end].view(dtype).reshape(shape)
     return out
 
 

@@ -186,6 +186,7 @@ def build_prefs(
     out_path: str | Path,
     cfg: PrefsConfig,
     ratings_cfg: RatingsConfig | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Read ratings, build records, write FILE.jsonl and FILE.manifest.json (and a dropped-rows report)."""
     from jaxalign.io import sha256_path, staged_files
@@ -193,9 +194,7 @@ def build_prefs(
     from jaxalign.survey.readers import load_ratings
 
     ratings_cfg = ratings_cfg or RatingsConfig()
-    out_path = Path(out_path)
-    if out_path.suffix != ".jsonl":
-        raise DataError(f"{out_path}: output must be a .jsonl file")
+    out_path, manifest_path, report_path = check_prefs_outputs(out_path, ratings_path, overwrite)
     frame, report = load_ratings(ratings_path, ratings_cfg)
     # Preferences learn from the train fold; the judge fold is kept for evaluation.
     frame, fold = select_fold(frame, "train", ratings_cfg, str(ratings_path))
@@ -208,8 +207,6 @@ def build_prefs(
     body = "".join(
         json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n" for r in records
     ).encode()
-    manifest_path = out_path.with_name(out_path.stem + ".manifest.json")
-    report_path = out_path.with_name(out_path.stem + ".dropped.csv")
     manifest = {
         "jaxalign_version": __version__,
         "input": {"path": str(ratings_path), "sha256": sha256_path(ratings_path)},
@@ -226,9 +223,50 @@ def build_prefs(
         },
     }
     targets = [out_path, manifest_path] + ([report_path] if report.problems else [])
-    with staged_files(*targets) as temps:
+    # A report left by an earlier lenient build would contradict this manifest: remove it.
+    stale = [] if report.problems else [report_path]
+    with staged_files(*targets, remove=stale) as temps:
         temps[0].write_bytes(body)
         temps[1].write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         if report.problems:
             temps[2].write_text(report.problems.to_csv())
     return manifest
+
+
+def _prefs_outputs(out_path: Path) -> tuple[Path, Path, Path]:
+    """FILE.jsonl, FILE.manifest.json and FILE.dropped.csv for an output path."""
+    stem = out_path.with_name(out_path.stem)
+    return out_path, Path(f"{stem}.manifest.json"), Path(f"{stem}.dropped.csv")
+
+
+def _is_own_output(path: Path) -> bool:
+    """True when `path` is one of the three files an earlier `prefs build` wrote together."""
+    stem = path.name.removesuffix(".jsonl").removesuffix(".manifest.json")
+    stem = stem.removesuffix(".dropped.csv")
+    try:
+        manifest = json.loads(path.with_name(f"{stem}.manifest.json").read_text(encoding="utf-8"))
+        return manifest["output"]["path"] == f"{stem}.jsonl"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def check_prefs_outputs(
+    out_path: str | Path, ratings_path: str | Path, overwrite: bool = False
+) -> tuple[Path, Path, Path]:
+    """Apply the output policy to the three files `prefs build` writes; return their paths."""
+    from jaxalign.io import check_output
+
+    out_path = Path(out_path)
+    if out_path.suffix != ".jsonl":
+        raise DataError(f"{out_path}: output must be a .jsonl file")
+    paths = _prefs_outputs(out_path)
+    for path in paths:
+        check_output(
+            path,
+            "prefs build",
+            kind="file",
+            inputs=[ratings_path],
+            overwrite=overwrite,
+            owned=_is_own_output,
+        )
+    return paths

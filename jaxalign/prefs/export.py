@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from jaxalign.data.records import SPLITS, read_records
-from jaxalign.errors import DataError, JaxalignError
+from jaxalign.errors import JaxalignError
 
 EXTRA = ("weight", "soft_label", "group")
 
@@ -36,13 +36,10 @@ def trl_rows(records: list[dict], conditioning: str = "none") -> dict[str, list[
 
 
 def check_target(prefs: Path, out: Path, overwrite: bool) -> None:
-    """Refuse to write over the input or, without --overwrite, over anything non-empty."""
-    if prefs.resolve() == out.resolve() or out.resolve() in prefs.resolve().parents:
-        raise DataError(f"{out}: the output would replace the input {prefs}; choose another --out")
-    if overwrite or not out.exists():
-        return
-    if out.is_file() or any(out.iterdir()):
-        raise DataError(f"{out}: exists and is not empty; pass --overwrite to replace it")
+    """The shared output policy (jaxalign/io.py): never the input; only our own or empty output."""
+    from jaxalign.io import check_output
+
+    check_output(out, "prefs export", inputs=[prefs], overwrite=overwrite)
 
 
 def export_trl(
@@ -68,7 +65,7 @@ def export_trl(
     table = datasets.DatasetDict(
         {s: datasets.Dataset.from_list(rows) for s, rows in splits.items()}
     )
-    with staged_dir(out) as tmp:
+    with staged_dir(out, "prefs export", overwrite) as tmp:
         table.save_to_disk(str(tmp))
     return {s: len(rows) for s, rows in splits.items()}
 

@@ -40,7 +40,7 @@ def cmd_train(args) -> int:
     from jaxalign.rewards.run import train_model
 
     cfg = load_config(args.config, [*_flags(args), *args.overrides])
-    report = train_model(args.ratings, args.out, cfg)
+    report = train_model(args.ratings, args.out, cfg, overwrite=args.overwrite)
     _print_report(args.out, report)
     return 0
 
@@ -80,23 +80,32 @@ def register(groups) -> None:
     reward = groups.add_parser("reward", help="rating models per rater group and dimension")
     cmds = reward.add_subparsers(dest="command", metavar="<command>", required=True)
     p = cmds.add_parser("train", help="fit heads, evaluate held out, write DIR", epilog=EPILOG)
-    p.add_argument("--ratings", required=True, metavar="PATH")
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument(
+        "--ratings", required=True, metavar="PATH", help="ratings file or Aligniverse export"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (the model)")
     p.add_argument("--group", action="append", metavar="EXPR", help="rater group (repeatable)")
     p.add_argument("--dimensions", metavar="D1,D2,...", help="dimensions (default all five)")
     p.add_argument("--kind", help="model kind (reward.kind; 'ridge')")
     p.add_argument("--fold", help="rater fold to learn from: train or judge (reward.fold)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out directory that jaxalign did not write",
+    )
     _shared(p)
     p.set_defaults(func=cmd_train)
     p = cmds.add_parser("eval", help="recompute DIR/report.json from the recorded inputs")
-    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("--model", required=True, metavar="DIR", help="a `reward train` output")
     p.add_argument("--ratings", metavar="PATH", help="the training ratings if moved")
     _shared(p, config=False)
     p.set_defaults(func=cmd_eval)
     p = cmds.add_parser("score", help="add scores per head to {prompt, response} JSONL records")
-    p.add_argument("--model", required=True, metavar="DIR")
-    p.add_argument("--input", required=True, metavar="FILE.jsonl")
-    p.add_argument("--out", required=True, metavar="FILE.jsonl")
+    p.add_argument("--model", required=True, metavar="DIR", help="a `reward train` output")
+    p.add_argument(
+        "--input", required=True, metavar="FILE.jsonl", help="{prompt, response} records"
+    )
+    p.add_argument("--out", required=True, metavar="FILE.jsonl", help="scored records")
     p.add_argument("--heads", metavar="H1;H2", help="heads to score (default all), ';'-separated")
     _shared(p, config=False)
     p.set_defaults(func=cmd_score)

@@ -41,14 +41,16 @@ def _report(corpus, masks, cfg: Config, fold: dict, sha: str) -> dict:
     }
 
 
-def train_model(ratings_path, out_dir, cfg: Config) -> dict:
+def train_model(ratings_path, out_dir, cfg: Config, overwrite: bool = False) -> dict:
     """Fit every head on the fold's ratings, evaluate held out, write DIR atomically."""
-    from jaxalign.io import staged_dir
+    from jaxalign.io import check_output, staged_dir
     from jaxalign.rewards.features import Tfidf
     from jaxalign.rewards.heads import Corpus, fit_heads, group_masks
     from jaxalign.rewards.model import write_model
     from jaxalign.rewards.ridge import one_blas_thread
 
+    # The shared output policy (jaxalign/io.py), before any work.
+    check_output(out_dir, "reward train", inputs=[ratings_path], overwrite=overwrite)
     frame, fold, sha = _load_fold(ratings_path, cfg)
     corpus = Corpus.build(frame)
     masks = group_masks(frame, cfg.reward)
@@ -70,7 +72,7 @@ def train_model(ratings_path, out_dir, cfg: Config) -> dict:
         "fold": fold,
         "groups": {g: int(frame.loc[m, "rater_id"].nunique()) for g, m in masks.items()},
     }
-    with staged_dir(out_dir) as tmp:
+    with staged_dir(out_dir, "reward train", overwrite) as tmp:
         write_model(tmp, meta, vocab, heads, corpus.texts)
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -131,8 +133,13 @@ def read_records(path) -> list[dict]:
 
 def score_file(model_dir, input_path, out_path, heads=None) -> int:
     """Add `scores` {head: value}, `similarity` and `out_of_distribution` to each record."""
-    from jaxalign.io import staged_files
+    from jaxalign.io import check_output, staged_files
     from jaxalign.rewards.model import RatingModel
+
+    # Never onto the input or the model; an existing file is replaced (scores are derived data).
+    check_output(
+        out_path, "reward score", kind="file", inputs=[input_path, model_dir], overwrite=True
+    )
 
     model = RatingModel(model_dir)
     records = read_records(input_path)

@@ -22,6 +22,8 @@ from jaxalign.survey.groups import contrast, values
 
 SKIP_GROUPS = {"undeclared", "unknown", ""}
 
+COMMAND = "survey analyze"  # the owner mark on its output directories
+
 
 def rater_table(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Rater attributes plus per-rater rating sums and counts, each [R, D]."""
@@ -201,6 +203,7 @@ def write_analysis(
     extra: dict | None = None,
     dropped_csv: str = "",
     truth: dict | None = None,
+    overwrite: bool = False,
 ) -> list[dict]:
     """Analyse; write effects.json, rankings.json, summary.md, plots (and dropped_rows.csv) atomically.
 
@@ -213,7 +216,7 @@ def write_analysis(
     records, overview = analyze(frame, cfg)
     overview.update(extra or {})
     ranks = rankings(frame, cfg, truth)
-    with staged_dir(out_dir) as tmp:
+    with staged_dir(out_dir, COMMAND, overwrite) as tmp:
         payload = {"overview": overview, "effects": records}
         (tmp / "effects.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         (tmp / "rankings.json").write_text(json.dumps(ranks, indent=2, ensure_ascii=False) + "\n")

@@ -121,6 +121,8 @@ PARTY = {
 # on one item; kept so the random stream is unchanged).
 ATTENTION_SLOTS = {1: "attention", 3: "attention2", 4: "attention3"}
 
+COMMAND = "survey simulate"  # the owner mark on its output directories
+
 
 def _draw(rng: np.random.Generator, table: dict[str, float], size: int) -> np.ndarray:
     """`size` draws from a categorical distribution given as {value: weight}."""
@@ -329,10 +331,15 @@ def _bank_prompts(bank, cfg) -> pd.DataFrame:
 
 
 def write_simulation(
-    out_dir: str | Path, cfg: SimulateConfig, ratings_cfg: RatingsConfig | None = None
+    out_dir: str | Path,
+    cfg: SimulateConfig,
+    ratings_cfg: RatingsConfig | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Simulate and write DIR/aligniverse/*.csv, DIR/ratings.parquet and DIR/simulation.json atomically."""
-    from jaxalign.io import staged_dir
+    from jaxalign.io import check_output, staged_dir
+
+    check_output(out_dir, COMMAND, overwrite=overwrite)  # before the work, not after
     from jaxalign.survey.aligniverse import read_export
     from jaxalign.survey.readers import ReadReport, finalize, write_long
 
@@ -340,7 +347,7 @@ def write_simulation(
     steps = tqdm(total=3, desc="simulate", unit="step", disable=None)
     sim = simulate(cfg, ratings_cfg)
     steps.update()
-    with staged_dir(out_dir) as tmp:
+    with staged_dir(out_dir, COMMAND, overwrite) as tmp:
         export = tmp / "aligniverse"
         write_export(export, sim["people"], sim["items"], sim["prompts"])
         steps.update()

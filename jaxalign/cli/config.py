@@ -1,0 +1,24 @@
+"""`jaxalign config show`."""
+
+from __future__ import annotations
+
+from jaxalign.cli.common import EPILOG, add_common, add_parser, config_from
+
+
+def cmd_config_show(args) -> int:
+    """config show."""
+    from jaxalign.config import DPORun, config_hash, dump, project
+
+    cfg = config_from(args, [])
+    print(f"# config hash: {config_hash(cfg)}; train run id: {config_hash(project(cfg, DPORun))}")
+    print(dump(cfg), end="")
+    return 0
+
+
+def register(groups) -> None:
+    """Add the `config` group."""
+    config = groups.add_parser("config", help="inspect resolved configs")
+    cmds = config.add_subparsers(dest="command", metavar="<command>", required=True)
+    p = add_parser(cmds, "show", help="print the resolved config and its hash", epilog=EPILOG)
+    add_common(p)
+    p.set_defaults(func=cmd_config_show)
