@@ -344,7 +344,8 @@ def test_cli_resume_refusal_and_allow_change(finished, tiny_tokenizer, prefs, tm
     ]
     assert main(["train", "--config", str(TINY_CPU), *args]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "train.steps: 4 -> 5" in err
+    lines = [line for line in err.splitlines() if not line.startswith("jaxalign: warning:")]
+    assert len(lines) == 1 and "train.steps: 4 -> 5" in lines[0]  # truncation warnings aside
     allow = ["--allow-change", "train.steps"]
     assert main(["train", "--config", str(TINY_CPU), *allow, *args]) == 0
     assert [r["step"] for r in rows(run) if "train/loss" in r] == [1, 2, 3, 4, 5]
