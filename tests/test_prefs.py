@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from jaxalign.cli import main
-from jaxalign.config import PrefsConfig, SplitConfig
+from jaxalign.config import PrefsConfig, SplitConfig, load_config
 from jaxalign.errors import ConfigError
-from jaxalign.prefs.build import assign_splits, build_records
+from jaxalign.prefs.build import assign_splits, build_prefs, build_records
 from jaxalign.prefs.filters import group_mask, parse_group
 from jaxalign.prefs.policies import (
     collapse,
@@ -254,3 +254,18 @@ def test_worked_example_in_docs(scale, majority_mean, preserve, soft):
         preserve
     )
     assert decide(a, b, "soft", one, False).records[0][2] == pytest.approx(soft)
+
+
+def test_bad_group_is_refused_at_use_before_reading_naming_the_key(tmp_path, capsys):
+    cfg = load_config(None, ["prefs.groups=[all, colour=blue]"])
+    # The ratings file does not exist: the refusal must come before anything is read.
+    with pytest.raises(ConfigError) as err:
+        build_prefs(tmp_path / "none.csv", tmp_path / "p.jsonl", cfg.prefs)
+    assert str(err.value).startswith(
+        "prefs.groups[1]: group 'colour=blue': unknown attribute 'colour'; expected one of gender"
+    )
+    args = ["prefs", "build", "--ratings", str(tmp_path / "none.csv"), "--out"]
+    assert main([*args, str(tmp_path / "p.jsonl"), "--group", "gender=woman"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "prefs.groups[0]: group 'gender=woman': 'woman'" in lines[0]
+    assert list(tmp_path.iterdir()) == []

@@ -12,6 +12,7 @@ from scipy import stats
 from jaxalign import rewards
 from jaxalign.cli import main
 from jaxalign.config import PrefsConfig, load_config
+from jaxalign.errors import ConfigError
 from jaxalign.prefs.build import assign_splits
 
 GROUPS = [
@@ -195,3 +196,10 @@ def test_score_bad_inputs_exit_1_and_write_nothing(model_dir, tmp_path, capsys):
         == 1
     )
     assert "missing model.json" in capsys.readouterr().err and not out.exists()
+
+
+def test_bad_reward_group_is_refused_before_reading(tmp_path):
+    cfg = load_config(None, ["reward.groups=[all, sex=male]"])
+    with pytest.raises(ConfigError, match=r"^reward\.groups\[1\]: group 'sex=male': unknown attr"):
+        rewards.train(tmp_path / "none.csv", tmp_path / "m", cfg)
+    assert list(tmp_path.iterdir()) == []

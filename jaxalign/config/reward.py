@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from jaxalign.config.vocab import DIMENSIONS
 from jaxalign.errors import ConfigError
-from jaxalign.survey.schema import DIMENSIONS
 
 
 @dataclass(frozen=True)
@@ -35,13 +35,9 @@ class RewardConfig:
     ood_threshold: float = field(default=0.3, metadata={"ge": 0.0, "le": 1.0})
 
     def __post_init__(self):
-        """Groups parse; dimensions are distinct and non-empty; penalties are positive."""
-        from jaxalign.prefs.filters import parse_group
-
+        """Groups/dimensions distinct and non-empty; penalties positive (groups parse at use)."""
         if not self.groups:
             raise ConfigError("groups: at least one group expression is required ('all')")
-        for expr in self.groups:
-            parse_group(expr)
         if len(set(self.groups)) != len(self.groups):
             raise ConfigError(f"groups: {list(self.groups)} repeats a group")
         if not self.dimensions:

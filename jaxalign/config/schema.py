@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from jaxalign.config.reward import RewardConfig
+from jaxalign.config.vocab import ATTRIBUTES, DIMENSIONS, LABELS_DE, LABELS_EN, STYLES
 from jaxalign.errors import ConfigError
-from jaxalign.survey.itembank import STYLES
-from jaxalign.survey.schema import ATTRIBUTES, DIMENSIONS, LABELS_DE, LABELS_EN
 
 
 def _meta(**kw):
@@ -204,15 +203,14 @@ class PrefsConfig:
     split: SplitConfig = SplitConfig()
 
     def __post_init__(self):
-        """Groups parse; dimensions are distinct and non-empty; weights only name chosen dimensions."""
+        """Groups non-empty; dimensions distinct and non-empty; weights name chosen dimensions.
+
+        Group expressions are parsed where they are used (`prefs/filters.check_groups`).
+        """
         if not self.groups:
             raise ConfigError(
                 "groups: at least one group expression is required ('all' for every rater)"
             )
-        from jaxalign.prefs.filters import parse_group
-
-        for expr in self.groups:
-            parse_group(expr)
         if not self.dimensions:
             raise ConfigError("dimensions: at least one dimension is required")
         if len(set(self.dimensions)) != len(self.dimensions):

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from jaxalign import __version__
 from jaxalign.config import PrefsConfig, RatingsConfig, config_hash, to_dict
 from jaxalign.errors import DataError
-from jaxalign.prefs.filters import group_mask
+from jaxalign.prefs.filters import check_groups, group_mask
 from jaxalign.prefs.policies import collapse, decide, evidence, orient
 
 
@@ -193,6 +193,7 @@ def build_prefs(
     from jaxalign.survey.folds import select_fold
     from jaxalign.survey.readers import load_ratings
 
+    check_groups(cfg.groups, "prefs.groups")  # before any output check or input read
     ratings_cfg = ratings_cfg or RatingsConfig()
     out_path, manifest_path, report_path = check_prefs_outputs(out_path, ratings_path, overwrite)
     frame, report = load_ratings(ratings_path, ratings_cfg)

@@ -68,6 +68,15 @@ def parse_group(expr: str) -> tuple[Clause, ...]:
     return tuple(clauses)
 
 
+def check_groups(exprs, key: str) -> None:
+    """Parse every expression of config key `key` up front; an error names the key and item."""
+    for i, expr in enumerate(exprs):
+        try:
+            parse_group(expr)
+        except ConfigError as err:
+            raise ConfigError(f"{key}[{i}]: {err}") from None
+
+
 def group_mask(frame: pd.DataFrame, expr: str) -> np.ndarray:
     """Boolean mask of rows whose rater satisfies every clause of `expr`."""
     mask = np.ones(len(frame), dtype=bool)

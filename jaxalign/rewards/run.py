@@ -44,11 +44,13 @@ def _report(corpus, masks, cfg: Config, fold: dict, sha: str) -> dict:
 def train_model(ratings_path, out_dir, cfg: Config, overwrite: bool = False) -> dict:
     """Fit every head on the fold's ratings, evaluate held out, write DIR atomically."""
     from jaxalign.io import check_output, staged_dir
+    from jaxalign.prefs.filters import check_groups
     from jaxalign.rewards.features import Tfidf
     from jaxalign.rewards.heads import Corpus, fit_heads, group_masks
     from jaxalign.rewards.model import write_model
     from jaxalign.rewards.ridge import one_blas_thread
 
+    check_groups(cfg.reward.groups, "reward.groups")
     # The shared output policy (jaxalign/io.py), before any work.
     check_output(out_dir, "reward train", inputs=[ratings_path], overwrite=overwrite)
     frame, fold, sha = _load_fold(ratings_path, cfg)
@@ -82,6 +84,7 @@ def eval_model(model_dir, ratings_path=None) -> dict:
     """Recompute DIR/report.json from the recorded config and ratings (hash must match)."""
     from jaxalign.config import RatingsConfig, RewardConfig, from_dict
     from jaxalign.io import staged_files
+    from jaxalign.prefs.filters import check_groups
     from jaxalign.rewards.heads import Corpus, group_masks
     from jaxalign.rewards.model import RatingModel
     from jaxalign.rewards.ridge import one_blas_thread
@@ -93,6 +96,7 @@ def eval_model(model_dir, ratings_path=None) -> dict:
         ratings=from_dict(RatingsConfig, meta["ratings_options"], source=f"{model_dir}/model.json"),
         reward=from_dict(RewardConfig, meta["config"], source=f"{model_dir}/model.json"),
     )
+    check_groups(cfg.reward.groups, f"{model_dir}/model.json: reward.groups")
     frame, fold, sha = _load_fold(path, cfg)
     if sha != meta["input"]["sha256"]:
         raise DataError(f"{path}: not the ratings this model was trained on (sha256 differs)")

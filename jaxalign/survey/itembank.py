@@ -17,21 +17,12 @@ import math
 import re
 from dataclasses import dataclass
 
+from jaxalign.config.vocab import STYLES
 from jaxalign.survey.questions import QUESTIONS
 from jaxalign.survey.schema import DIMENSIONS
 
 __all__ = ["QUESTIONS", "STYLES", "STYLE_LEVELS", "Response", "build_bank", "word_count"]
 
-STYLES = (
-    "supportive",
-    "informative",
-    "curt",
-    "stereotyped",
-    "hostile",
-    "empathetic",
-    "blunt",
-    "subtle_stereotype",
-)
 # Latent expected rating (1..5 agreement) of a reference rater, per style, in DIMENSIONS order:
 # toxicity, emotional_awareness, sensitivity, stereotypical_bias, helpfulness.
 STYLE_LEVELS = {

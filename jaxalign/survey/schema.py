@@ -1,31 +1,19 @@
 """The long ratings format: column names, dimensions, labels and allowed values.
 
-Kept free of heavy imports so configs and the CLI can use it cheaply.
+Kept free of heavy imports so the CLI can use it cheaply; the names configs check against
+(dimensions, attributes, labels) live in `jaxalign/config/vocab.py`.
 See docs/DATA.md for the format.
 """
 
 from __future__ import annotations
 
-DIMENSIONS = (
-    "toxicity",
-    "emotional_awareness",
-    "sensitivity",
-    "stereotypical_bias",
-    "helpfulness",
-)
+# Re-exported: readers, analyses and filters take the whole format from this module.
+from jaxalign.config.vocab import ATTRIBUTES, DIMENSIONS, LABELS_DE, LABELS_EN  # noqa: F401
+
 # "The answer exhibits X": agreeing is bad for these, good for the rest.
 LOWER_IS_BETTER = frozenset({"toxicity", "stereotypical_bias"})
 
 RATING_MIN, RATING_MAX = 1, 5
-# Agreement labels as collected, in rating order 1..5.
-LABELS_EN = ("strongly disagree", "disagree", "neutral", "agree", "strongly agree")
-LABELS_DE = (
-    "stimme überhaupt nicht zu",
-    "stimme nicht zu",
-    "neutral",
-    "stimme zu",
-    "stimme voll zu",
-)
 LABEL_TO_RATING = {
     label: i + 1 for labels in (LABELS_EN, LABELS_DE) for i, label in enumerate(labels)
 }
@@ -84,16 +72,4 @@ DEFAULTS = {
     "attention_total": 0,
     "gender_focused": True,
 }
-# Attributes that analyses and group filters may name.
-ATTRIBUTES = (
-    "gender",
-    "pronouns",
-    "political_spectrum",
-    "ethnicity",
-    "ancestry",
-    "country",
-    "language",
-    "age_band",
-    "party",
-)
 LIST_ATTRIBUTES = frozenset({"ethnicity", "ancestry"})
