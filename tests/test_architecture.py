@@ -101,3 +101,26 @@ def test_rules_catch_a_violation():
     finally:
         del GRAPH["jaxalign.config.fake"]
 
+
+def test_no_import_cycles():
+    # Lazy imports count: a cycle hidden inside a function still ties the modules together.
+    internal = {m: {d for d in deps if d in GRAPH and d != m} for m, deps in GRAPH.items()}
+    for mod in internal:  # a package's __init__ importing its own submodules is not a cycle
+        internal[mod] = {d for d in internal[mod] if not under(d, mod) and not under(mod, d)}
+    seen, stack, cycles = set(), [], []
+
+    def visit(mod):
+        if mod in stack:
+            cycles.append([*stack[stack.index(mod) :], mod])
+            return
+        if mod in seen:
+            return
+        seen.add(mod)
+        stack.append(mod)
+        for dep in sorted(internal[mod]):
+            visit(dep)
+        stack.pop()
+
+    for mod in sorted(internal):
+        visit(mod)
+    assert cycles == []

@@ -16,17 +16,15 @@ from jaxalign.config import RatingsConfig
 from jaxalign.errors import DataError
 from jaxalign.survey import aligniverse_values as values
 from jaxalign.survey import schema
-from jaxalign.survey.readers import (
+from jaxalign.survey.tables import (
     SUFFIXES,
     ReadReport,
-    _drop_problem_rows,
-    _is_missing,
-    _map_unique,
+    drop_problem_rows,
     normalize_long,
-    parse_rating,
     read_table,
 )
 from jaxalign.survey.validate import Problems
+from jaxalign.survey.values import _is_missing, _map_unique, parse_rating
 
 # Table base names per arm: (participants, ratings, prompts candidates).
 ARMS = {
@@ -326,7 +324,7 @@ def read_export(directory: Path, config: RatingsConfig, report: ReadReport) -> p
     report.rows_read += len(frame)
     if config.strict:
         report.problems.raise_first()
-    kept = _drop_problem_rows(frame, report.problems)
+    kept = drop_problem_rows(frame, report.problems)
     report.rows_dropped += len(frame) - len(kept)
     if kept.empty:
         raise DataError(f"{directory}: every row was invalid; nothing to use")
