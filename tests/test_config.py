@@ -116,6 +116,7 @@ def test_dpo_run_id_hashes_its_own_root_only():
     assert run_id(base) == run_id(load_config(None, ["analysis.bootstrap=500"]))
     assert run_id(base) == run_id(load_config(None, ["simulate.participants=10"]))
     assert run_id(base) == run_id(load_config(None, ["prefs.scale=3"]))
+    assert run_id(base) == run_id(load_config(None, ["eval.evaluators=[generations]"]))
     assert run_id(base) != run_id(load_config(None, ["dpo.beta=0.2"]))
 
     @dataclasses.dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from jaxalign.cli.common import EPILOG, add_common, add_parser, config_from, int_at_least
 
@@ -39,28 +38,22 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    """eval: the tuned run against its base model."""
-    from jaxalign.eval.generations import generate_and_score
+    """eval: the tuned run against its base model, by the evaluators eval.evaluators names."""
+    from jaxalign.eval.registry import EvalRun, check, run_all
 
     cfg = config_from(args, [])
-    summary = generate_and_score(cfg, max_new_tokens=args.max_new_tokens, limit=args.prompts)
-    results_file = Path(cfg.train.run_dir) / "results.json"
-    results = json.loads(results_file.read_text()) if results_file.exists() else {}
-    print(
-        f"run {cfg.train.run_dir} (checkpoint step {summary['checkpoint_step']}), held-out pairs:"
-    )
-    for key in ("rewards/accuracies", "logp_accuracy", "logp_accuracy_normalized"):
-        if f"eval/{key}" in results and f"base/{key}" in results:
-            print(
-                f"  {key:<26} base {results[f'base/{key}']:.3f}  tuned {results[f'eval/{key}']:.3f}"
-            )
-    for key in ("offensiveness_mean", "reply_words_mean"):
-        if f"tuned/{key}" in summary:
-            print(
-                f"  {key:<26} base {summary[f'base/{key}']:.3f}  tuned {summary[f'tuned/{key}']:.3f} "
-                f"({summary['prompts']} held-out prompts, greedy)"
-            )
-    print(f"replies in {Path(cfg.train.run_dir) / 'generations.json'}")
+    check(cfg.eval.evaluators)  # an unknown name is refused before any model is built
+    found = run_all(EvalRun(cfg, args.max_new_tokens, args.prompts), cfg.eval.evaluators)
+    steps = [c.step for _, c in found if c.step is not None]
+    where = f" (checkpoint step {steps[-1]})" if steps else ""
+    print(f"run {cfg.train.run_dir}{where}, held-out pairs:")
+    for _, comparison in found:
+        for key, (base, tuned) in comparison.rows.items():
+            line = f"  {key:<26} base {base:.3f}  tuned {tuned:.3f}"
+            print(f"{line} {comparison.note}" if comparison.note else line)
+    for _, comparison in found:
+        for line in comparison.footer:
+            print(line)
     return 0
 
 
@@ -87,7 +80,9 @@ def register(groups) -> None:
         groups,
         "eval",
         help="compare a trained run with its base model on held-out data",
-        description="Writes generations.json into the run directory (train.run_dir).",
+        description="Runs the evaluators eval.evaluators names (default: preferences, "
+        "generations); generations writes generations.json into the run directory "
+        "(train.run_dir).",
         epilog=EPILOG,
     )
     p.add_argument(

@@ -16,6 +16,7 @@ from jaxalign.config.core import (
     read_yaml,
     to_dict,
 )
+from jaxalign.config.evaluation import EvalConfig
 from jaxalign.config.reward import RewardConfig
 from jaxalign.config.schema import (
     AnalysisConfig,
@@ -50,6 +51,7 @@ __all__ = [
     "DPORun",
     "DataConfig",
     "EffectConfig",
+    "EvalConfig",
     "InteractionConfig",
     "ModelSpec",
     "OptimConfig",

@@ -1,1 +1,2 @@
-"""Evaluation of trained runs: held-out generations and their scores."""
+"""Evaluation of trained runs: evaluators by name (registry.py), held-out preferences and
+generations with their scores."""

@@ -20,6 +20,7 @@ from jaxalign.config import Config
 from jaxalign.data.chat import eos_ids, pad_id, render
 from jaxalign.data.records import prompt_key, read_split
 from jaxalign.errors import JaxalignError
+from jaxalign.eval.registry import Comparison, EvalRun, register
 from jaxalign.io import staged_files
 from jaxalign.models.sampler import Sampler
 
@@ -111,3 +112,16 @@ def generate_and_score(cfg: Config, max_new_tokens: int = 48, limit: int = 8) ->
             json.dumps({"summary": summary, "rows": rows}, indent=2, ensure_ascii=False) + "\n"
         )
     return summary
+
+
+@register("generations")
+def generations(run: EvalRun) -> Comparison:
+    """Reply offensiveness and length of the base and tuned models (writes generations.json)."""
+    summary = generate_and_score(run.cfg, max_new_tokens=run.max_new_tokens, limit=run.prompts)
+    keys = [k for k in ("offensiveness_mean", "reply_words_mean") if f"tuned/{k}" in summary]
+    return Comparison(
+        rows={k: (summary[f"base/{k}"], summary[f"tuned/{k}"]) for k in keys},
+        note=f"({summary['prompts']} held-out prompts, greedy)",
+        step=summary["checkpoint_step"],
+        footer=(f"replies in {run.run_dir / 'generations.json'}",),
+    )
