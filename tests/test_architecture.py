@@ -124,3 +124,16 @@ def test_no_import_cycles():
     for mod in sorted(internal):
         visit(mod)
     assert cycles == []
+
+
+def test_no_module_above_400_lines_no_function_above_60():
+    too_long = []
+    for path in sorted(ROOT.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > 400:
+            too_long.append(f"{path.relative_to(ROOT)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            function = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            if function and node.end_lineno - node.lineno + 1 > 60:
+                too_long.append(f"{path.relative_to(ROOT)}::{node.name}")
+    assert too_long == []

@@ -244,13 +244,9 @@ def collate(
             f"batch of {len(indices)} pairs does not split over {process_count} processes"
         )
     per = len(indices) // process_count
-    plans = []
-    for h in range(process_count):
-        runs = []
-        for slot in range(h * per, (h + 1) * per):
-            if indices[slot] >= 0:
-                runs += [(slot, u) for u in units(data, indices[slot], layout)]
-        plans.append(runs)
+    plans = [
+        _plan(data, indices, layout, range(h * per, (h + 1) * per)) for h in range(process_count)
+    ]
     longest = max((len(u["tokens"]) for runs in plans for _, u in runs), default=1)
     width = row_width(longest, pack_len, buckets)
     layouts = [_rows([len(u["tokens"]) for _, u in runs], pack_len) for runs in plans]
@@ -264,6 +260,23 @@ def collate(
         for k in ROW_FIELDS
     }
     out["tokens"][:] = pad_id
+    _fill_rows(out, rows, runs)
+    mine = indices[process_index * per : (process_index + 1) * per]
+    out.update(_pair_fields(data, mine, ref_logps))
+    return out
+
+
+def _plan(data: Encoded, indices: list, layout: str, slots: range) -> list[tuple[int, dict]]:
+    """(batch slot, unit) of every run the given slots contribute (filler slots: none)."""
+    runs = []
+    for slot in slots:
+        if indices[slot] >= 0:
+            runs += [(slot, u) for u in units(data, indices[slot], layout)]
+    return runs
+
+
+def _fill_rows(out: dict, rows: list, runs: list) -> None:
+    """Write each row's runs side by side into the per-token arrays of `out`."""
     for r, members in enumerate(rows):
         start = 0
         for seg, u in enumerate(members, start=1):
@@ -275,10 +288,13 @@ def collate(
             out["segment_ids"][r, start : start + n] = seg
             out["pair"][r, start : start + n] = slot
             start += n
-    mine = indices[process_index * per : (process_index + 1) * per]
+
+
+def _pair_fields(data: Encoded, mine: list, ref_logps: np.ndarray | None) -> dict:
+    """Per-pair fields [B] of this process's slots (filler slots: index 0, valid and weight 0)."""
     valid = np.array([i >= 0 for i in mine])
     idx = [i if i >= 0 else 0 for i in mine]
-    out.update(
+    out = dict(
         weights=np.array([data.weight[i] for i in idx], np.float32) * valid,
         soft_labels=np.array([data.soft_label[i] for i in idx], np.float32),
         groups=np.array([data.group[i] for i in idx], np.int32),

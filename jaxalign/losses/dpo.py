@@ -156,7 +156,8 @@ def dpo_loss(
     valid = jnp.ones_like(pc) if valid is None else _f(valid)
     w = valid if weights is None else _f(weights)
     lengths = (chosen_lengths, rejected_lengths)
-    h = margins(pc, pr, rc, rr, *lengths, loss_type=loss_type, reference_free=reference_free)
+    kw = dict(loss_type=loss_type, reference_free=reference_free)
+    h = margins(pc, pr, rc, rr, *lengths, **kw)
     per_pair = pair_losses(
         h,
         soft_labels,
@@ -166,32 +167,29 @@ def dpo_loss(
         simpo_gamma=simpo_gamma,
     )
     loss = (per_pair * w).sum() / jnp.maximum(valid.sum(), 1.0)
-    metrics = dpo_metrics(
-        pc,
-        pr,
-        rc,
-        rr,
-        *lengths,
-        valid=valid,
-        loss_type=loss_type,
-        beta=beta,
-        reference_free=reference_free,
-    )
+    metrics = dpo_metrics(pc, pr, rc, rr, *lengths, valid=valid, beta=beta, **kw)
     if rpo_alpha:
-        if chosen_lengths is None:
-            raise ValueError("rpo_alpha > 0 needs chosen_lengths")
-        nll = (w * -pc).sum() / jnp.maximum((valid * _f(chosen_lengths)).sum(), 1.0)
+        nll = _rpo_nll(pc, w, valid, chosen_lengths)
         loss = loss + rpo_alpha * nll
         metrics["nll_loss"] = nll
     if chosen_logits is not None and rejected_logits is not None:
-        for side, total, n in (
-            ("chosen", chosen_logits, chosen_lengths),
-            ("rejected", rejected_logits, rejected_lengths),
-        ):
-            metrics[f"logits/{side}"] = (valid * _f(total)).sum() / jnp.maximum(
-                (valid * _f(n)).sum(), 1.0
-            )
+        metrics |= _logit_means(valid, (chosen_logits, rejected_logits), lengths)
     return loss, metrics
+
+
+def _rpo_nll(pc, w, valid, chosen_lengths) -> Float[Array, ""]:
+    """RPO's NLL term: a token-level mean over the batch's chosen tokens (TRL's `sft`)."""
+    if chosen_lengths is None:
+        raise ValueError("rpo_alpha > 0 needs chosen_lengths")
+    return (w * -pc).sum() / jnp.maximum((valid * _f(chosen_lengths)).sum(), 1.0)
+
+
+def _logit_means(valid, totals, lengths) -> dict[str, Float[Array, ""]]:
+    """TRL's `logits/chosen|rejected`: token means over the batch from per-pair logit sums."""
+    return {
+        f"logits/{side}": (valid * _f(total)).sum() / jnp.maximum((valid * _f(n)).sum(), 1.0)
+        for side, total, n in zip(("chosen", "rejected"), totals, lengths, strict=True)
+    }
 
 
 def dpo_metrics(

@@ -54,34 +54,11 @@ class ModelConfig:
     @classmethod
     def from_hf(cls, hf: dict[str, Any], source: str = "config.json") -> ModelConfig:
         """Map a Hugging Face config dict; unsupported architectures list the supported ones."""
-        arch = (hf.get("architectures") or [None])[0]
-        family = ARCHITECTURES.get(arch) or MODEL_TYPES.get(hf.get("model_type", ""))
-        if family is None:
-            supported = ", ".join(ARCHITECTURES)
-            raise DataError(
-                f"{source}: unsupported architecture {arch or hf.get('model_type')!r}; supported: {supported}"
-            )
+        family = _family(hf, source)
         try:
             heads = int(hf["num_attention_heads"])
             hidden = int(hf["hidden_size"])
-            rope = dict(hf.get("rope_parameters") or {})
-            legacy = dict(hf.get("rope_scaling") or {})
-            theta = float(rope.get("rope_theta", hf.get("rope_theta", 10000.0)))
-            scaling = {**legacy, **rope}
-            rope_type = scaling.get("rope_type", scaling.get("type", "default"))
-            if rope_type not in ("default", "llama3"):
-                raise DataError(
-                    f"{source}: rope type {rope_type!r} is not supported; supported: default, llama3"
-                )
-            scaling_items = ()
-            if rope_type == "llama3":
-                keys = (
-                    "factor",
-                    "low_freq_factor",
-                    "high_freq_factor",
-                    "original_max_position_embeddings",
-                )
-                scaling_items = tuple(sorted((k, float(scaling[k])) for k in keys))
+            theta, scaling_items = _rope(hf, source)
             eos = hf.get("eos_token_id")
             eos_ids = tuple(eos) if isinstance(eos, list) else (() if eos is None else (int(eos),))
             bias = bool(hf.get("attention_bias", False)) and family in ("llama", "qwen3")
@@ -205,3 +182,32 @@ def read_hf_config(path: Path) -> ModelConfig:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{file}: not valid JSON ({err})") from None
     return ModelConfig.from_hf(hf, str(file))
+
+
+def _family(hf: dict[str, Any], source: str) -> str:
+    """The decoder family of a HF config (by architecture, else model_type)."""
+    arch = (hf.get("architectures") or [None])[0]
+    family = ARCHITECTURES.get(arch) or MODEL_TYPES.get(hf.get("model_type", ""))
+    if family is None:
+        supported = ", ".join(ARCHITECTURES)
+        raise DataError(
+            f"{source}: unsupported architecture {arch or hf.get('model_type')!r}; supported: {supported}"
+        )
+    return family
+
+
+def _rope(hf: dict[str, Any], source: str) -> tuple[float, tuple]:
+    """(rope theta, sorted llama3 scaling items) from `rope_parameters` over `rope_scaling`."""
+    rope = dict(hf.get("rope_parameters") or {})
+    legacy = dict(hf.get("rope_scaling") or {})
+    theta = float(rope.get("rope_theta", hf.get("rope_theta", 10000.0)))
+    scaling = {**legacy, **rope}
+    rope_type = scaling.get("rope_type", scaling.get("type", "default"))
+    if rope_type not in ("default", "llama3"):
+        raise DataError(
+            f"{source}: rope type {rope_type!r} is not supported; supported: default, llama3"
+        )
+    if rope_type != "llama3":
+        return theta, ()
+    keys = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+    return theta, tuple(sorted((k, float(scaling[k])) for k in keys))
