@@ -317,3 +317,29 @@ def test_jsonl_reader(tmp_path):
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n\n")
     frame, _ = load_ratings(path)
     assert frame["rating"].tolist() == [3] and frame["ethnicity"].iloc[0] == ("White",)
+
+
+def test_many_duplicates_strict_names_first_and_counts_lenient_drops(tmp_path, monkeypatch):
+    """Issue 9 item 8: strict mode renders only the problem it reports, not one per bad row."""
+    from jaxalign.survey import validate
+
+    built = []
+
+    class Counted(validate.Problem):
+        def __init__(self, *args, **kwargs):
+            built.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(validate, "Problem", Counted)
+    copies = 20_000
+    path = write_csv(tmp_path / "dups.csv", good_rows() + [good_rows()[1]] * copies)
+    with pytest.raises(DataError) as err:
+        load_ratings(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}, row 7, column 'dimension': duplicate rating: rater 'a'")
+    assert "at row 2" in message and f"({copies - 1} more problems;" in message
+    assert len(built) < 100  # was one object (and message) per duplicate row
+    frame, report = load_ratings(path, RatingsConfig(strict=False))
+    assert len(frame) == 6 and report.rows_dropped == copies == len(report.problems)
+    lines = report.problems.to_csv().splitlines()
+    assert len(lines) == copies + 1 and lines[1].startswith(f"{path},7,dimension,toxicity,")

@@ -118,7 +118,7 @@ def _print_validation(args, report, frame) -> None:
         kept = {"rows_kept": len(frame), "raters_kept": int(frame["rater_id"].nunique())}
         print(json.dumps({**report.summary(), **kept}, indent=2))
         return
-    problems = len(report.problems.items)
+    problems = len(report.problems)
     print(
         f"{args.ratings}: {report.rows_read} rows read, {len(frame)} kept "
         f"from {frame['rater_id'].nunique()} raters"

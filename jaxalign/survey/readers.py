@@ -54,7 +54,7 @@ def read_long(path: Path, strict: bool, report: ReadReport) -> pd.DataFrame:
     report.rows_dropped += len(frame) - len(kept)
     if kept.empty:
         raise DataError(
-            f"{path}: every row was invalid ({len(report.problems.items)} problems); nothing to use"
+            f"{path}: every row was invalid ({len(report.problems)} problems); nothing to use"
         )
     return kept
 
