@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -323,3 +324,22 @@ def test_bad_inputs(tiny_tokenizer, prefs, tmp_path, capsys, caplog):
     assert any("step 4" in r.getMessage() and "previous" in r.getMessage() for r in caplog.records)
     with pytest.raises(JaxalignError, match=r"data\.prefs is not set"):
         train(tiny(tiny_tokenizer, "", tmp_path / "r5"), progress=False)
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, so tqdm draws its bars."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bars_never_nest(tiny_tokenizer, prefs, tmp_path, monkeypatch):
+    """Issue 9: the evaluation bar inside the train bar drew a second bar ("\\x1b[A" in logs)."""
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    err = _Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    cfg = tiny(tiny_tokenizer, prefs, tmp_path / "run", "train.steps=2", "train.eval_every=1")
+    train(cfg)
+    text = err.getvalue()
+    assert "train" in text and "evaluate" in text  # both shown: the inner one in the outer bar
+    assert "\x1b[A" not in text

@@ -14,7 +14,6 @@ from pathlib import Path
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from tqdm.auto import tqdm
 
 from jaxalign.config import Config, to_dict
 from jaxalign.data.preferences import (
@@ -22,6 +21,7 @@ from jaxalign.data.preferences import (
     eval_batches,
 )
 from jaxalign.models.weights import param_table
+from jaxalign.progress import bar
 from jaxalign.sharding import named
 from jaxalign.train.dpo import eval_rewards
 
@@ -66,7 +66,7 @@ def all_logps(params, data: Encoded, logps_fn, cfg: Config, mesh, pad_id: int, d
         pad_id=pad_id,
         **row_options(cfg, mesh),
     )
-    for batch in tqdm(batches, desc=desc, unit="batch", leave=False, disable=None):
+    for batch in bar(batches, desc=desc, unit="batch", leave=False, disable=None):
         lp, ln = _gather(logps_fn(params, _put(mesh, batch)))
         index, valid = _gather((batch["index"], batch["valid"] > 0))
         logps[index[valid]] = lp[valid]

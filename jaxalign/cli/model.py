@@ -49,19 +49,17 @@ def cmd_model_export(args) -> int:
     from jaxalign.io import check_output
 
     check_output(args.out, "model export", inputs=_export_inputs(args), overwrite=args.overwrite)
-    from tqdm.auto import tqdm
-
     from jaxalign.models import export_hf, load_pretrained
+    from jaxalign.progress import bar
 
-    steps = tqdm(total=2, desc="export", unit="step", disable=None)
-    if args.run_config:
-        model, tokenizer = _restore_run(args)
-    else:
-        model, tokenizer = load_pretrained(args.model, dtype=args.dtype)
-    steps.update()
-    out = export_hf(model, tokenizer, args.out, dtype=args.dtype, overwrite=args.overwrite)
-    steps.update()
-    steps.close()
+    with bar(total=2, desc="export", unit="step", disable=None) as steps:
+        if args.run_config:
+            model, tokenizer = _restore_run(args)
+        else:
+            model, tokenizer = load_pretrained(args.model, dtype=args.dtype)
+        steps.update()
+        out = export_hf(model, tokenizer, args.out, dtype=args.dtype, overwrite=args.overwrite)
+        steps.update()
     files = "model.safetensors, config.json" + (", tokenizer" if tokenizer is not None else "")
     print(f"wrote {out} ({files})")
     return 0
@@ -94,36 +92,36 @@ def check_length(model_path: str, context: int, prompt_len: int, max_new_tokens:
 
 def cmd_generate(args) -> int:
     """generate."""
-    from tqdm.auto import tqdm
-
     from jaxalign.data.chat import chat_ids, eos_ids, pad_id
     from jaxalign.models import load_pretrained
     from jaxalign.models.sampler import Sampler
+    from jaxalign.progress import bar
 
-    steps = tqdm(total=2, desc="generate", unit="step", disable=None)
-    model, tokenizer = load_pretrained(args.model, dtype=args.dtype)
-    if tokenizer is None:
-        raise JaxalignError(f"{args.model}: no tokenizer files; generate needs tokenizer.json")
-    ids = (
-        tokenizer(args.prompt, add_special_tokens=True)["input_ids"]
-        if args.raw
-        else chat_ids(tokenizer, args.prompt, args.system)
-    )
-    check_length(args.model, model.config.max_position_embeddings, len(ids), args.max_new_tokens)
-    steps.update()
-    stop = eos_ids(tokenizer, model.config.eos_token_id)
-    sampler = Sampler(model, eos_ids=stop, pad_id=pad_id(tokenizer))
-    out = sampler.generate(
-        [ids],
-        max_new_tokens=args.max_new_tokens,
-        greedy=args.greedy,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-    )
-    steps.update()
-    steps.close()
+    with bar(total=2, desc="generate", unit="step", disable=None) as steps:
+        model, tokenizer = load_pretrained(args.model, dtype=args.dtype)
+        if tokenizer is None:
+            raise JaxalignError(f"{args.model}: no tokenizer files; generate needs tokenizer.json")
+        ids = (
+            tokenizer(args.prompt, add_special_tokens=True)["input_ids"]
+            if args.raw
+            else chat_ids(tokenizer, args.prompt, args.system)
+        )
+        check_length(
+            args.model, model.config.max_position_embeddings, len(ids), args.max_new_tokens
+        )
+        steps.update()
+        stop = eos_ids(tokenizer, model.config.eos_token_id)
+        sampler = Sampler(model, eos_ids=stop, pad_id=pad_id(tokenizer))
+        out = sampler.generate(
+            [ids],
+            max_new_tokens=args.max_new_tokens,
+            greedy=args.greedy,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            seed=args.seed,
+        )
+        steps.update()
     completion = out.completions()[0]
     text = tokenizer.decode(completion, skip_special_tokens=True)
     if args.json:

@@ -14,7 +14,6 @@ from pathlib import Path
 import jax
 import numpy as np
 from flax import nnx
-from tqdm.auto import tqdm
 
 from jaxalign.config import Config
 from jaxalign.data.chat import eos_ids, pad_id, render
@@ -23,6 +22,7 @@ from jaxalign.errors import JaxalignError
 from jaxalign.eval.registry import Comparison, EvalRun, register
 from jaxalign.io import staged_files
 from jaxalign.models.sampler import Sampler
+from jaxalign.progress import bar
 
 
 def restore_run(cfg: Config, model):
@@ -82,7 +82,7 @@ def generate_and_score(cfg: Config, max_new_tokens: int = 48, limit: int = 8) ->
         )
     replies = {}
     models = (("base", base), ("tuned", tuned))
-    for name, model in tqdm(models, desc="eval", unit="model", leave=False, disable=None):
+    for name, model in bar(models, desc="eval", unit="model", leave=False, disable=None):
         stop = eos_ids(tokenizer, model.config.eos_token_id)
         out = Sampler(model, eos_ids=stop, pad_id=pad_id(tokenizer)).generate(
             ids, max_new_tokens=max_new_tokens, greedy=True

@@ -118,13 +118,14 @@ def read_gguf(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """(HF config dict, fp32 tensors by HF name) from a GGUF file."""
     from gguf import GGMLQuantizationType
     from gguf.quants import dequantize
-    from tqdm.auto import tqdm
+
+    from jaxalign.progress import bar
 
     reader = _reader(path)
     config = gguf_config(reader, path)
     heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
     tensors = {}
-    for tensor in tqdm(reader.tensors, desc="dequantize", unit="tensor", leave=False, disable=None):
+    for tensor in bar(reader.tensors, desc="dequantize", unit="tensor", leave=False, disable=None):
         name = hf_name(tensor.name)
         if name is None:
             continue

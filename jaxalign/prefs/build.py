@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from jaxalign import __version__
 from jaxalign.config import PrefsConfig, RatingsConfig, config_hash, to_dict
 from jaxalign.errors import DataError
 from jaxalign.prefs.filters import check_groups, group_mask
 from jaxalign.prefs.policies import collapse, decide, evidence, orient
+from jaxalign.progress import bar
 
 
 def natural_key(text: str) -> tuple:
@@ -108,7 +108,7 @@ def build_records(frame: pd.DataFrame, cfg: PrefsConfig) -> tuple[list[dict], di
             "strict_comparisons": 0,
         },
     )
-    for expr in tqdm(cfg.groups, desc="prefs", unit="group", disable=None):
+    for expr in bar(cfg.groups, desc="prefs", unit="group", disable=None):
         mask = group_mask(frame, expr)
         sub = frame.loc[mask]
         before = len(records)

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
-from tqdm.auto import tqdm
 
 from jaxalign.config import AnalysisConfig
+from jaxalign.progress import bar
 from jaxalign.survey import schema
 from jaxalign.survey.groups import contrast, values
 
@@ -132,7 +132,7 @@ def analyze(frame: pd.DataFrame, cfg: AnalysisConfig) -> tuple[list[dict], dict]
     rng = np.random.default_rng(cfg.seed)
     jobs = comparison_jobs(raters, cfg)
     records = []
-    for attribute, group, reference in tqdm(jobs, desc="analyze", unit="comparison", disable=None):
+    for attribute, group, reference in bar(jobs, desc="analyze", unit="comparison", disable=None):
         records += compare(raters, sums, counts, attribute, group, reference, cfg, rng)
     adjusted = adjust(np.array([r["p_value"] for r in records]), cfg.correction)
     for record, p_adj in zip(records, adjusted):

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from jaxalign.config import RatingsConfig, SimulateConfig, to_dict
+from jaxalign.progress import bar
 from jaxalign.survey import schema
 from jaxalign.survey.aligniverse_write import write_export
 from jaxalign.survey.groups import member
@@ -344,19 +344,18 @@ def write_simulation(
     from jaxalign.survey.readers import ReadReport, finalize, write_long
 
     ratings_cfg = ratings_cfg or RatingsConfig()
-    steps = tqdm(total=3, desc="simulate", unit="step", disable=None)
-    sim = simulate(cfg, ratings_cfg)
-    steps.update()
-    with staged_dir(out_dir, COMMAND, overwrite) as tmp:
-        export = tmp / "aligniverse"
-        write_export(export, sim["people"], sim["items"], sim["prompts"])
+    with bar(total=3, desc="simulate", unit="step", disable=None) as steps:
+        sim = simulate(cfg, ratings_cfg)
         steps.update()
-        # The long file is read back from the export, so both always agree.
-        long = finalize(read_export(export, ratings_cfg, ReadReport()))
-        write_long(long, tmp / "ratings.parquet")
-        (tmp / "simulation.json").write_text(
-            json.dumps(sim["manifest"], indent=2, ensure_ascii=False) + "\n"
-        )
-        steps.update()
-    steps.close()
+        with staged_dir(out_dir, COMMAND, overwrite) as tmp:
+            export = tmp / "aligniverse"
+            write_export(export, sim["people"], sim["items"], sim["prompts"])
+            steps.update()
+            # The long file is read back from the export, so both always agree.
+            long = finalize(read_export(export, ratings_cfg, ReadReport()))
+            write_long(long, tmp / "ratings.parquet")
+            (tmp / "simulation.json").write_text(
+                json.dumps(sim["manifest"], indent=2, ensure_ascii=False) + "\n"
+            )
+            steps.update()
     return sim["manifest"]

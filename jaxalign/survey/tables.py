@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from jaxalign.errors import DataError, located
+from jaxalign.progress import bar
 from jaxalign.survey import schema
 from jaxalign.survey.validate import Problems, decode_utf8
 from jaxalign.survey.values import (
@@ -142,7 +142,7 @@ def normalize_long(frame: pd.DataFrame, problems: Problems) -> pd.DataFrame:
         )
     out = pd.DataFrame({"_file": frame["_file"], "_row": frame["_row"]})
     # Shown only on a terminal with a large file: checking a million rows takes a while.
-    columns = tqdm(
+    columns = bar(
         schema.COLUMNS.items(),
         desc=f"check {Path(path).name}",
         unit="column",

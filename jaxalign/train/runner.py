@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jax
-from tqdm.auto import tqdm
 
 from jaxalign.errors import JaxalignError
+from jaxalign.progress import bar as progress_bar
 
 
 @dataclass
@@ -123,7 +123,7 @@ class Runner:
 
     def run(self, state, start: int, steps: int, results: dict, progress: bool = True):
         """Train from `start` to `steps`; returns the final state."""
-        bar = tqdm(
+        bar = progress_bar(
             total=steps,
             initial=start,
             desc="train",
