@@ -74,6 +74,10 @@ RULES = {
         importer=("jaxalign.survey", "jaxalign.prefs"),
         forbidden=("jax", "flax", "jaxalign.models", "jaxalign.train", "jaxalign.algos"),
     ),
+    "only progress.py draws bars (nested tqdm bars print stray escape codes)": dict(
+        importer=tuple(sorted(set(GRAPH) - {"jaxalign", "jaxalign.progress"})),
+        forbidden=("tqdm",),
+    ),
     "only the CLI imports algos": dict(
         importer=tuple(
             sorted(
