@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import struct
 
+import pandas as pd
 import pytest
 
 from jaxalign.cli import main
@@ -54,6 +55,14 @@ def _jsonl_with(tmp_path, ratings, column, value, name="bad.jsonl"):
     good.unlink()
     rows[3][column] = value
     (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return name
+
+
+def _parquet_with(tmp_path, ratings, column, convert, name="bad.parquet"):
+    """A Parquet ratings file whose `column` is typed as `convert` makes it (timestamps, bytes)."""
+    frame = ratings.head(40).copy()
+    frame[column] = convert(frame[column])
+    frame.to_parquet(tmp_path / name, index=False)
     return name
 
 
@@ -263,6 +272,44 @@ CASES = [
         ),
         1,
         ["bad.jsonl, row 4, column 'rating': a list"],
+    ),
+    (
+        "rating-is-timestamp-parquet",
+        lambda t, r, f: (
+            [
+                "survey",
+                "validate",
+                "--ratings",
+                _parquet_with(
+                    t, r, "rating", lambda c: pd.Timestamp("2024-01-01") + pd.to_timedelta(c, "D")
+                ),
+            ]
+        ),
+        1,
+        ["bad.parquet, row 1, column 'rating': a Timestamp", "is not a rating"],
+    ),
+    (
+        "rating-is-bytes-parquet",
+        lambda t, r, f: (
+            [
+                "prefs",
+                "build",
+                "--out",
+                "p.jsonl",
+                "--ratings",
+                _parquet_with(t, r, "rating", lambda c: [str(v).encode() for v in c]),
+            ]
+        ),
+        1,
+        ["bad.parquet, row 1, column 'rating': bytes b'", "is not a rating"],
+    ),
+    (
+        "rating-is-timestamp-jsonl",
+        lambda t, r, f: (
+            ["survey", "validate", "--ratings", _jsonl_with(t, r, "rating", "2024-01-01T00:00:00")]
+        ),
+        1,
+        ["bad.jsonl, row 4, column 'rating': '2024-01-01T00:00:00' is not a rating"],
     ),
     (
         "rater-id-is-list",
