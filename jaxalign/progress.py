@@ -17,7 +17,10 @@ class _Bar(tqdm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        _open.append(self)
+        # A bar that draws nothing cannot be nested into (and, if a caller forgets to close
+        # it, must not swallow later bars in a long-lived process such as a notebook).
+        if not self.disable:
+            _open.append(self)
 
     def close(self):
         """Close, and let the next bar be a real one again."""
@@ -88,7 +91,8 @@ def _length(iterable):
 def bar(iterable=None, *, desc=None, total=None, unit="it", disable=None, **kwargs):
     """A tqdm bar, or (while one is open) progress reported through that bar instead.
 
-    `disable=None` shows a bar on a terminal only, like tqdm's own default.
+    `disable=None` shows a bar on a terminal only, like tqdm's own default. Use it as a
+    context manager (`with bar(items) as items: for ...`) so an error inside closes it.
     """
     if _open:
         return _Inner(_open[-1], iterable, total, desc, unit, disable)

@@ -66,11 +66,12 @@ def all_logps(params, data: Encoded, logps_fn, cfg: Config, mesh, pad_id: int, d
         pad_id=pad_id,
         **row_options(cfg, mesh),
     )
-    for batch in bar(batches, desc=desc, unit="batch", leave=False, disable=None):
-        lp, ln = _gather(logps_fn(params, _put(mesh, batch)))
-        index, valid = _gather((batch["index"], batch["valid"] > 0))
-        logps[index[valid]] = lp[valid]
-        lengths[index[valid]] = ln[valid]
+    with bar(batches, desc=desc, unit="batch", leave=False, disable=None) as ticks:
+        for batch in ticks:
+            lp, ln = _gather(logps_fn(params, _put(mesh, batch)))
+            index, valid = _gather((batch["index"], batch["valid"] > 0))
+            logps[index[valid]] = lp[valid]
+            lengths[index[valid]] = ln[valid]
     return logps, lengths
 
 

@@ -82,14 +82,15 @@ def generate_and_score(cfg: Config, max_new_tokens: int = 48, limit: int = 8) ->
         )
     replies = {}
     models = (("base", base), ("tuned", tuned))
-    for name, model in bar(models, desc="eval", unit="model", leave=False, disable=None):
-        stop = eos_ids(tokenizer, model.config.eos_token_id)
-        out = Sampler(model, eos_ids=stop, pad_id=pad_id(tokenizer)).generate(
-            ids, max_new_tokens=max_new_tokens, greedy=True
-        )
-        replies[name] = [
-            tokenizer.decode(c, skip_special_tokens=True).strip() for c in out.completions()
-        ]
+    with bar(models, desc="eval", unit="model", leave=False, disable=None) as ticks:
+        for name, model in ticks:
+            stop = eos_ids(tokenizer, model.config.eos_token_id)
+            out = Sampler(model, eos_ids=stop, pad_id=pad_id(tokenizer)).generate(
+                ids, max_new_tokens=max_new_tokens, greedy=True
+            )
+            replies[name] = [
+                tokenizer.decode(c, skip_special_tokens=True).strip() for c in out.completions()
+            ]
     scores = {name: offensiveness(texts) for name, texts in replies.items()}
     summary = {"checkpoint_step": step, "prompts": len(prompts)}
     for name in replies:

@@ -125,19 +125,22 @@ def read_gguf(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     config = gguf_config(reader, path)
     heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
     tensors = {}
-    for tensor in bar(reader.tensors, desc="dequantize", unit="tensor", leave=False, disable=None):
-        name = hf_name(tensor.name)
-        if name is None:
-            continue
-        try:
-            qtype = GGMLQuantizationType(tensor.tensor_type)
-            array = np.asarray(dequantize(tensor.data, qtype), dtype=np.float32)
-        except Exception as err:
-            raise DataError(f"{path}: tensor {tensor.name}: cannot dequantize ({err})") from None
-        array = array.reshape([int(n) for n in reversed(tensor.shape)])
-        if name.endswith("q_proj.weight"):
-            array = reverse_permute(array, heads)
-        elif name.endswith("k_proj.weight"):
-            array = reverse_permute(array, kv_heads)
-        tensors[name] = array
+    with bar(reader.tensors, desc="dequantize", unit="tensor", leave=False, disable=None) as ticks:
+        for tensor in ticks:
+            name = hf_name(tensor.name)
+            if name is None:
+                continue
+            try:
+                qtype = GGMLQuantizationType(tensor.tensor_type)
+                array = np.asarray(dequantize(tensor.data, qtype), dtype=np.float32)
+            except Exception as err:
+                raise DataError(
+                    f"{path}: tensor {tensor.name}: cannot dequantize ({err})"
+                ) from None
+            array = array.reshape([int(n) for n in reversed(tensor.shape)])
+            if name.endswith("q_proj.weight"):
+                array = reverse_permute(array, heads)
+            elif name.endswith("k_proj.weight"):
+                array = reverse_permute(array, kv_heads)
+            tensors[name] = array
     return config, tensors

@@ -108,18 +108,19 @@ def build_records(frame: pd.DataFrame, cfg: PrefsConfig) -> tuple[list[dict], di
             "strict_comparisons": 0,
         },
     )
-    for expr in bar(cfg.groups, desc="prefs", unit="group", disable=None):
-        mask = group_mask(frame, expr)
-        sub = frame.loc[mask]
-        before = len(records)
-        if not sub.empty:
-            scores = score_table(sub, cfg)
-            records += _group_records(scores, expr, cfg, splits, prompts, responses, counts)
-        counts["groups"][expr] = {
-            "raters": int(sub["rater_id"].nunique()),
-            "ratings": len(sub),
-            "pairs": len(records) - before,
-        }
+    with bar(cfg.groups, desc="prefs", unit="group", disable=None) as ticks:
+        for expr in ticks:
+            mask = group_mask(frame, expr)
+            sub = frame.loc[mask]
+            before = len(records)
+            if not sub.empty:
+                scores = score_table(sub, cfg)
+                records += _group_records(scores, expr, cfg, splits, prompts, responses, counts)
+            counts["groups"][expr] = {
+                "raters": int(sub["rater_id"].nunique()),
+                "ratings": len(sub),
+                "pairs": len(records) - before,
+            }
     counts["pairs"] = len(records)
     counts["pairs_by_split"] = dict(sorted(Counter(r["split"] for r in records).items()))
     counts["questions_by_split"] = dict(sorted(Counter(splits.values()).items()))

@@ -132,8 +132,9 @@ def analyze(frame: pd.DataFrame, cfg: AnalysisConfig) -> tuple[list[dict], dict]
     rng = np.random.default_rng(cfg.seed)
     jobs = comparison_jobs(raters, cfg)
     records = []
-    for attribute, group, reference in bar(jobs, desc="analyze", unit="comparison", disable=None):
-        records += compare(raters, sums, counts, attribute, group, reference, cfg, rng)
+    with bar(jobs, desc="analyze", unit="comparison", disable=None) as ticks:
+        for attribute, group, reference in ticks:
+            records += compare(raters, sums, counts, attribute, group, reference, cfg, rng)
     adjusted = adjust(np.array([r["p_value"] for r in records]), cfg.correction)
     for record, p_adj in zip(records, adjusted):
         record["p_adjusted"] = float(p_adj)

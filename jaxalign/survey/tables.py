@@ -142,20 +142,23 @@ def normalize_long(frame: pd.DataFrame, problems: Problems) -> pd.DataFrame:
         )
     out = pd.DataFrame({"_file": frame["_file"], "_row": frame["_row"]})
     # Shown only on a terminal with a large file: checking a million rows takes a while.
-    columns = bar(
-        schema.COLUMNS.items(),
+    with bar(
+        total=len(schema.COLUMNS) + 1,
         desc=f"check {Path(path).name}",
-        unit="column",
+        unit="check",
         leave=False,
         disable=None if len(frame) > 100_000 else True,
-    )
-    for column, (kind, allowed) in columns:
-        if column not in frame.columns:
-            default = schema.DEFAULTS[column]
-            out[column] = [default] * len(frame) if kind == "list" else default
-            continue
-        out[column] = _check_column(frame, column, kind, allowed, problems)
-    _check_consistency(out, problems)
+    ) as ticks:
+        for column, (kind, allowed) in schema.COLUMNS.items():
+            if column in frame.columns:
+                out[column] = _check_column(frame, column, kind, allowed, problems)
+            else:
+                default = schema.DEFAULTS[column]
+                out[column] = [default] * len(frame) if kind == "list" else default
+            ticks.update()
+        ticks.set_description(f"duplicates in {Path(path).name}")
+        _check_consistency(out, problems)
+        ticks.update()
     return out
 
 
