@@ -187,6 +187,19 @@ def test_unknown_names_refused_in_one_line(key, value):
             grpo_loss(jnp.zeros((1, 2)), None, None, jnp.ones(1), jnp.ones((1, 2)), loss_type=value)
 
 
-def test_beta_without_reference_is_refused():
+def test_per_token_advantages_match_broadcast_row_advantages():
+    """Advantages [B, T] (TRL's subclass hook) give the loss of the same [B] values broadcast."""
+    b = {k: jnp.asarray(x, jnp.float32) for k, x in BATCH.items()}
+    row = grpo_loss(b["logps"], b["old"], None, b["adv"], b["mask"], loss_type="bnpo")[0]
+    per_token = jnp.broadcast_to(b["adv"][:, None], b["mask"].shape)
+    tok = grpo_loss(b["logps"], b["old"], None, per_token, b["mask"], loss_type="bnpo")[0]
+    assert float(tok) == pytest.approx(float(row), rel=1e-6) and float(row) != 0
+
+
+def test_beta_without_reference_or_dr_grpo_without_length_is_refused():
+    """beta != 0 needs ref_logps; dr_grpo needs max_completion_len."""
+    x, a, m = jnp.zeros((1, 2)), jnp.ones(1), jnp.ones((1, 2))
     with pytest.raises(ValueError, match="ref_logps"):
-        grpo_loss(jnp.zeros((1, 2)), None, None, jnp.ones(1), jnp.ones((1, 2)), beta=0.04)
+        grpo_loss(x, None, None, a, m, beta=0.04)
+    with pytest.raises(ValueError, match="max_completion_len"):
+        grpo_loss(x, None, None, a, m, loss_type="dr_grpo")
