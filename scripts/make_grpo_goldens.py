@@ -11,9 +11,10 @@ leaves it). Grid: every loss type x token/sequence level x beta in {0, 0.04} x o
 given or not, plus variants for epsilon_high, delta, the KL without bias correction, SAPO
 temperatures, gradient accumulation and num_items_in_batch.
 
-Advantages: the block of `_generate_and_score_completions` from `unscorable_mask = ...` to
-`advantages = torch.nan_to_num(...)` is cut from TRL's source and executed as is, on rewards
-with NaN entries and all-NaN rows, for every scale x aggregation TRL has.
+Advantages: the block of `_generate_and_score_completions` from `unscorable_mask = ...` to the
+logging of `frac_reward_zero_std` is cut from TRL's source and executed as is (advantages and
+the reward metrics), on rewards with NaN entries and all-NaN rows, for every scale x
+aggregation TRL has.
 """
 
 from __future__ import annotations
@@ -161,10 +162,10 @@ def loss_variants(batch) -> dict:
 
 
 def advantage_block():
-    """TRL's advantage lines, cut from `_generate_and_score_completions` and compiled."""
+    """TRL's advantage and reward-logging lines, cut from `_generate_and_score_completions`."""
     src = inspect.getsource(GRPOTrainer._generate_and_score_completions)
     start = src.index("        unscorable_mask = torch.isnan(")
-    end = src.index("\n", src.index("advantages = torch.nan_to_num(advantages, nan=0.0)"))
+    end = src.index("\n", src.index('["frac_reward_zero_std"].append('))
     return compile(textwrap.dedent(src[start:end]), "trl-advantages", "exec")
 
 
@@ -176,14 +177,15 @@ def run_advantages(rewards, weights, g, scale, aggregation) -> dict:
         scale_rewards=scale,
         reward_weights=torch.tensor(weights, dtype=torch.float64),
         reward_funcs=[None] * rpf.shape[1],
+        reward_func_names=[str(k) for k in range(rpf.shape[1])],
+        accelerator=SimpleNamespace(process_index=0),
+        _metrics={"train": defaultdict(list)},
     )
-    env = {"torch": torch, "nanstd": trl_utils.nanstd, "self": me, "device": "cpu"}
-    env.update(rewards_per_func=rpf, num_generations=g)
+    env = {"torch": torch, "nanstd": trl_utils.nanstd, "self": me, "device": "cpu", "mode": "train"}
+    env.update(rewards_per_func=rpf, num_generations=g, prompts=[None] * rpf.shape[0])
     exec(ADVANTAGES, env)
-    return {
-        "advantages": env["advantages"].tolist(),
-        "frac_reward_zero_std": env["is_std_zero"].double().mean().item(),
-    }
+    metrics = {k: v[0] for k, v in me._metrics["train"].items()}
+    return {"advantages": env["advantages"].tolist(), "metrics": metrics}
 
 
 def advantage_cases(rng) -> dict:
