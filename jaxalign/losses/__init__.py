@@ -11,13 +11,21 @@ from jaxalign.losses.dpo import (
     margins,
     pair_losses,
 )
+from jaxalign.losses.grpo import AGGREGATIONS as GRPO_AGGREGATIONS
+from jaxalign.losses.grpo import LOSSES as GRPO_LOSSES
+from jaxalign.losses.grpo import check_grpo_names, group_advantages, grpo_loss
 
 __all__ = [
+    "GRPO_AGGREGATIONS",
+    "GRPO_LOSSES",
     "LENGTH_AVERAGED",
     "LOSS_TYPES",
     "REFERENCE_FREE",
+    "check_grpo_names",
     "dpo_loss",
     "dpo_metrics",
+    "group_advantages",
+    "grpo_loss",
     "hard_loss",
     "implicit_rewards",
     "margins",
