@@ -349,3 +349,8 @@ def test_cli_resume_refusal_and_allow_change(finished, tiny_tokenizer, prefs, tm
     allow = ["--allow-change", "train.steps"]
     assert main(["train", "--config", str(TINY_CPU), *allow, *args]) == 0
     assert [r["step"] for r in rows(run) if "train/loss" in r] == [1, 2, 3, 4, 5]
+    # The summary is a table of base vs tuned held-out metrics, not a raw dict.
+    out = capsys.readouterr().out
+    assert "trained 5 steps" in out and "{" not in out
+    table = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    assert "base " in table["rewards/accuracies"] and "tuned " in table["rewards/accuracies"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from jaxalign.cli.common import EPILOG, add_common, add_parser, config_from, int_at_least
 
 TRAIN_DESCRIPTION = (
@@ -20,12 +18,12 @@ def cmd_train(args) -> int:
 
     cfg = config_from(args, [])
     results = train(cfg, allow_changes=tuple(args.allow_change))
-    shown = {
-        k: round(v, 4)
-        for k, v in sorted(results.items())
-        if k.startswith(("base/", "eval/")) and "/" in k
-    }
-    print(f"trained {results['step']} steps in {cfg.train.run_dir}; " + json.dumps(shown))
+    print(f"trained {results['step']} steps in {cfg.train.run_dir} (results.json, metrics.jsonl)")
+    names = sorted({k.split("/", 1)[1] for k in results if k.startswith(("base/", "eval/"))})
+    for name in names:
+        base, tuned = results.get(f"base/{name}"), results.get(f"eval/{name}")
+        cells = [f"{w} {v:.4f}" for w, v in (("base", base), ("tuned", tuned)) if v is not None]
+        print(f"  {name:<34} " + "  ".join(cells))
     for split in ("train", "validation"):
         counts = {
             k.rsplit("/", 1)[1]: int(v)
