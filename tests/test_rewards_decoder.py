@@ -100,7 +100,7 @@ def test_score_fn_is_jittable_with_traced_params(bt_model, texts):
 
 
 @pytest.mark.slow
-def test_ordinal_loss_two_groups_cli_score(survey_dir, tiny_tokenizer, tmp_path, capsys):
+def test_ordinal_loss_two_groups_cli_score_and_eval(survey_dir, tiny_tokenizer, tmp_path, capsys):
     out = tmp_path / "ord"
     extra = ["--dimensions", "toxicity", "--group", "all", "--group", "gender=male"]
     extra += ["reward.decoder.loss=ordinal", "reward.decoder.batch_size=8"]
@@ -110,6 +110,8 @@ def test_ordinal_loss_two_groups_cli_score(survey_dir, tiny_tokenizer, tmp_path,
     assert meta["heads"] == ["toxicity[all]", "toxicity[gender=male]"]
     report = json.loads((out / "report.json").read_text())
     assert report["heads"]["toxicity[all]"]["accuracy"] > 0.6
+    assert main(["reward", "eval", "--model", str(out)]) == 0  # retrains the held-out model
+    assert json.loads((out / "report.json").read_text()) == report
     records = tmp_path / "in.jsonl"
     records.write_text(
         json.dumps({"prompt": "Can men be nurses?", "response": "Seriously? Stop whining."}) + "\n"
