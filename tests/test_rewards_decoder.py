@@ -100,6 +100,17 @@ def test_score_fn_is_jittable_with_traced_params(bt_model, texts):
     inside = (out / 2.0 > 1.0) & (out / 2.0 < 4.75)
     np.testing.assert_allclose(moved[inside], out[inside] / 2.0 + 0.25, atol=1e-5)
     assert len(traces) == 1
+    # on a training mesh: rows split over the data axis, parameters replicated
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from jaxalign.sharding import make_mesh
+
+    devices = jax.devices()[:2]
+    mesh = make_mesh(data=len(devices), fsdp=1, devices=devices)
+    rows = NamedSharding(mesh, PartitionSpec("data"))
+    placed = jax.device_put(model.params, NamedSharding(mesh, PartitionSpec()))
+    sharded = rollout_reward(placed, jax.device_put(tokens, rows), jax.device_put(mask, rows))
+    np.testing.assert_allclose(np.asarray(sharded), out, atol=1e-5)
 
 
 @pytest.mark.slow
