@@ -263,3 +263,15 @@ def test_buffer_round_trips_exactly():
     assert back["rollout"] == 3 and back["metrics"] == {"reward": 0.25}
     for k in ("tokens", "old_logps"):
         assert back[k].dtype == buf[k].dtype and np.array_equal(back[k], buf[k])
+
+
+def test_grpo_run_id_hashes_the_grpo_section_only(capsys):
+    from jaxalign.config import GRPORun, config_hash, load_config, project
+
+    def run_id(*overrides):
+        return config_hash(project(load_config(TINY, list(overrides)), GRPORun))
+
+    assert run_id() != run_id("grpo.beta=0.04")
+    assert run_id() == run_id("dpo.beta=0.5") == run_id("data.batch_size=2")
+    assert main(["config", "show", "--config", TINY]) == 0
+    assert f"train run id: {run_id()}" in capsys.readouterr().out
