@@ -165,6 +165,8 @@ def test_bad_config_values_are_one_line_usage_errors(capsys, tmp_path):
         ("grpo.loss_type=ppo", "expected one of 'grpo', 'bnpo'"),
         ("grpo.beta=0.1", "needs a reference model"),
         ("grpo.temperature=0", "grpo.temperature: 0.0 is out of range"),
+        ("grpo.rewards=[{builtin: nope}]", "grpo.rewards[0].builtin: unknown 'nope' (one of"),
+        ("grpo.reasoning={close: ''}", "grpo.reasoning.close: must be a non-empty string"),
     ):
         extra = ["grpo.reference=none"] if "beta" in override else []
         code = main(["train", "--config", TINY, f"train.run_dir={run}", override, *extra])
