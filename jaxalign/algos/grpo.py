@@ -21,7 +21,7 @@ from flax import nnx
 
 from jaxalign.algos import grpo_rollout as ro
 from jaxalign.algos.dpo import mesh_of, meta_of
-from jaxalign.algos.dpo_eval import _put
+from jaxalign.algos.dpo_eval import _put, step_flops
 from jaxalign.config import Config, GRPORun, project
 from jaxalign.data.chat import pad_id
 from jaxalign.errors import ConfigError, JaxalignError
@@ -88,6 +88,7 @@ class Parts:
     logps_fn: object
     ref_params: object
     traces: Counter
+    learner_flops: float = 0.0  # one learner step's forward + backward (dpo_eval.step_flops)
 
 
 def reward_set(g, rewards=None):
@@ -214,6 +215,16 @@ def rollout(parts: Parts, params, r: int) -> dict:
     return {**rows, "metrics": metrics, "rollout": r}
 
 
+def learner_perf(parts: Parts, seconds: float) -> dict[str, float]:
+    """The learner's own time, throughput and MFU (rollout and rewards left out)."""
+    rate = parts.learner_flops / max(seconds, 1e-9)
+    out = {"perf/learner_seconds": seconds, "perf/learner_tflops_per_second": rate / 1e12}
+    peak = parts.cfg.train.peak_tflops
+    if peak > 0:
+        out["perf/learner_mfu"] = rate / (peak * 1e12 * jax.device_count())
+    return out
+
+
 def make_step(parts: Parts, rollouts: Rollouts, learner):
     """(state, host) -> (state, metrics): a rollout at each rollout's first inner step."""
     g = parts.cfg.grpo
@@ -231,7 +242,7 @@ def make_step(parts: Parts, rollouts: Rollouts, learner):
         rows = minibatch(buf, host["inner"] % g.steps_per_rollout, g.batch_size)
         state, metrics = learner(state, _put(parts.mesh, rows))
         jax.block_until_ready(metrics["loss"])  # rollouts sync every step anyway
-        return state, {**metrics, **buf["metrics"], "perf/learner_seconds": timer.lap()}
+        return state, {**metrics, **buf["metrics"], **learner_perf(parts, timer.lap())}
 
     return step
 
@@ -263,7 +274,7 @@ def build_parts(cfg: GRPORun, rewards=None):
     logps_fn = make_logps_fn(graphdef, g, traces)
     parts = Parts(
         cfg, mesh, tokenizer, prompts, ids, width, eos, pad, rewards, rollout_fn, logps_fn, ref,
-        traces,
+        traces, step_flops(model, g.batch_size, width + g.max_completion_len, False)["total"],
     )  # fmt: skip
     return parts, graphdef, params
 
