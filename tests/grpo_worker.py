@@ -32,23 +32,25 @@ class NaNReward(ShortReward):
         return np.full((len(completions), 1), np.nan, np.float32)
 
 
+def overrides(tokenizer, run_dir, *extra) -> list[str]:
+    """The tiny config on the test tokenizer, one device, synchronous saves, small batches."""
+    return [
+        f"model.tokenizer={tokenizer}",
+        f"grpo.prompts={ROOT / 'configs/train/tiny_grpo_prompts.jsonl'}",
+        f"train.run_dir={run_dir}",
+        "train.async_checkpoints=false",
+        "train.mesh_devices=1",
+        "grpo.batch_size=8",
+        "grpo.max_completion_len=16",
+        *extra,
+    ]
+
+
 def grpo_config(tokenizer, run_dir, *extra):
-    """configs/train/tiny_grpo.yaml on the test tokenizer, one device, synchronous saves."""
+    """configs/train/tiny_grpo.yaml with `overrides`."""
     from jaxalign.config import load_config
 
-    return load_config(
-        ROOT / "configs/train/tiny_grpo.yaml",
-        [
-            f"model.tokenizer={tokenizer}",
-            f"grpo.prompts={ROOT / 'configs/train/tiny_grpo_prompts.jsonl'}",
-            f"train.run_dir={run_dir}",
-            "train.async_checkpoints=false",
-            "train.mesh_devices=1",
-            "grpo.batch_size=8",
-            "grpo.max_completion_len=16",
-            *extra,
-        ],
-    )
+    return load_config(ROOT / "configs/train/tiny_grpo.yaml", overrides(tokenizer, run_dir, *extra))
 
 
 def main(argv: list[str]) -> None:

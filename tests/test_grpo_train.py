@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from grpo_worker import NaNReward, ShortReward, grpo_config
+from grpo_worker import NaNReward, ShortReward, grpo_config, overrides
 from test_train import final_params
 
 from jaxalign.algos.grpo import build_algorithm, rollout, train
@@ -37,9 +37,11 @@ def rows(run_dir) -> list[dict]:
 def learned(tiny_tokenizer, tmp_path_factory):
     """Two identical 12-step runs of the tiny config with its own programmatic rewards."""
     root = tmp_path_factory.mktemp("grpo")
-    for name in ("a", "b"):
-        cfg = grpo_config(tiny_tokenizer, root / name, "train.steps=12", "train.checkpoint_every=6")
-        train(cfg, progress=False)
+    extra = ("train.steps=12", "train.checkpoint_every=6")
+    train(grpo_config(tiny_tokenizer, root / "a", *extra), progress=False)
+    # the same run through the CLI (train.algorithm=grpo comes from the config file)
+    code = main(["train", "--config", TINY, *overrides(tiny_tokenizer, root / "b", *extra)])
+    assert code == 0
     return root
 
 
@@ -67,6 +69,7 @@ def test_tiny_config_raises_its_reward(learned):
 
 @pytest.mark.slow
 def test_two_runs_are_bitwise_identical(learned):
+    # run a came through the Python API, run b through `jaxalign train`
     assert rows(learned / "a") == rows(learned / "b")
     a, b = final_params(learned / "a"), final_params(learned / "b")
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
@@ -279,3 +282,33 @@ def test_grpo_run_id_hashes_the_grpo_section_only(capsys):
     assert run_id() == run_id("dpo.beta=0.5") == run_id("data.batch_size=2")
     assert main(["config", "show", "--config", TINY]) == 0
     assert f"train run id: {run_id()}" in capsys.readouterr().out
+
+
+def test_prompts_from_both_file_kinds_and_template_kwargs(tmp_path):
+    from conftest import write_learnable_prefs
+
+    from jaxalign.algos.grpo_rollout import encode_prompts, prompt_text, read_prompts
+
+    prefs = read_prompts(str(write_learnable_prefs(tmp_path / "prefs.jsonl")))
+    assert len(prefs) == 36 and len(set(prefs)) == 36  # 9 training topics x 4, each once
+    plain = tmp_path / "plain.jsonl"
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
+    plain.write_text(json.dumps({"prompt": "Hello?"}) + "\n" + json.dumps({"prompt": chat}) + "\n")
+    prompts = read_prompts(str(plain))
+    assert [prompt_text(p) for p in prompts] == ["Hello?", "Hi?"]
+
+    class Tok:
+        """Records the chat-template kwargs; one token per character."""
+
+        def apply_chat_template(self, messages, **kw):
+            self.kw = kw
+            return "".join(m["content"] for m in messages)
+
+        def __call__(self, text, add_special_tokens):
+            return {"input_ids": [ord(c) for c in text]}
+
+    tok = Tok()
+    ids, cut = encode_prompts(prompts, tok, 5, {"enable_thinking": False})
+    assert tok.kw["enable_thinking"] is False and tok.kw["add_generation_prompt"] is True
+    assert ids[0] == [ord(c) for c in "ello?"]  # longer prompts keep their end
+    assert cut == 2 and ids[1] == [ord(c) for c in "f.Hi?"]

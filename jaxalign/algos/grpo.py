@@ -109,7 +109,11 @@ def reward_set(g, rewards=None):
 
 
 def check_rows(cfg: GRPORun, mesh) -> None:
-    """A learner step's rows must split evenly over the data axes."""
+    """A learner step's rows must split evenly over the data axes (one process for now)."""
+    if jax.process_count() > 1:
+        raise JaxalignError(
+            "train.algorithm=grpo runs in one process for now (rollouts are global)"
+        )
     axes = int(mesh.shape["data"] * mesh.shape["fsdp"])
     if cfg.grpo.batch_size % axes:
         raise ConfigError(
