@@ -235,10 +235,12 @@ def test_rollout_rows_and_truncated_completions():
     ptoks, pvalid = np.array([[0, 5, 6], [7, 8, 9]]), np.array([[0, 1, 1], [1, 1, 1]])
     toks = np.array([[3, 2, 0, 0], [4, 4, 4, 4]])  # row 0 ends with EOS 2, row 1 is cut
     cmask = np.array([[1, 1, 0, 0], [1, 1, 1, 1]])
-    rows, ended = learner_rows(ptoks, pvalid, toks, cmask, (2,), mask_truncated=False)
+    rows, ended = learner_rows(ptoks, pvalid, toks, cmask, (2,), mask_truncated=False, pad=1)
     assert ended.tolist() == [True, False]
-    assert rows["tokens"].tolist() == [[0, 5, 6, 3, 2, 0, 0], [7, 8, 9, 4, 4, 4, 4]]
-    assert rows["segment_ids"].tolist() == [[0, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]]
+    # right-padded: [prompt | completion | pad], each completion starting after its prompt
+    assert rows["tokens"].tolist() == [[5, 6, 3, 2, 0, 0, 1], [7, 8, 9, 4, 4, 4, 4]]
+    assert rows["segment_ids"].tolist() == [[1, 1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1]]
+    assert rows["start"].tolist() == [2, 3]
     assert rows["mask"].tolist() == cmask.tolist()
     masked, _ = learner_rows(ptoks, pvalid, toks, cmask, (2,), mask_truncated=True)
     assert masked["mask"].tolist() == [[1, 1, 0, 0], [0, 0, 0, 0]]
@@ -312,3 +314,36 @@ def test_prompts_from_both_file_kinds_and_template_kwargs(tmp_path):
     assert tok.kw["enable_thinking"] is False and tok.kw["add_generation_prompt"] is True
     assert ids[0] == [ord(c) for c in "ello?"]  # longer prompts keep their end
     assert cut == 2 and ids[1] == [ord(c) for c in "f.Hi?"]
+
+
+def test_completion_logps_read_each_row_from_its_own_start():
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from jaxalign.config import GRPOConfig
+    from jaxalign.models.config import ModelConfig
+    from jaxalign.models.decoder import Decoder
+    from jaxalign.train.grpo import completion_logps
+
+    cfg = ModelConfig(
+        family="llama", vocab_size=50, hidden_size=16, intermediate_size=32, num_layers=1,
+        num_heads=2, num_kv_heads=1, head_dim=8,
+    )  # fmt: skip
+    model = Decoder(cfg, rngs=nnx.Rngs(1))
+    seqs = [[4, 5, 6, 7, 8, 9], [10, 11, 12, 13]]  # prompts of 2 and 3 tokens, replies of 4 / 1
+    tokens = np.zeros((2, 7), np.int32)
+    for i, s in enumerate(seqs):
+        tokens[i, : len(s)] = s
+    rows = {
+        "tokens": jnp.asarray(tokens),
+        "start": jnp.asarray([2, 3]),
+        "mask": jnp.asarray([[1, 1, 1, 1], [1, 0, 0, 0]], jnp.float32),
+    }
+    got, entropy = completion_logps(model, rows, GRPOConfig(temperature=0.5), entropy=True)
+    for i, s in enumerate(seqs):
+        logp = jax.nn.log_softmax(model(jnp.asarray([s]))[0] / 0.5, axis=-1)
+        start = int(rows["start"][i])
+        want = [float(logp[start + j - 1, s[start + j]]) for j in range(len(s) - start)]
+        assert np.allclose(np.asarray(got[i, : len(want)]), want, atol=1e-5)
+    assert entropy.shape == (2, 4) and bool((entropy > 0).all())

@@ -156,7 +156,7 @@ def minibatch(buffer: dict, j: int, rows: int, keys=ro.ARRAYS) -> dict:
 def all_logps(parts: Parts, params, rows: dict) -> np.ndarray:
     """Completion log-probs [N, C] of a rollout, one learner-sized batch at a time."""
     b, n = parts.cfg.grpo.batch_size, len(rows["tokens"])
-    keys = ("tokens", "segment_ids", "mask")
+    keys = ("tokens", "segment_ids", "start", "mask")
     out = [
         np.asarray(parts.logps_fn(params, _put(parts.mesh, minibatch(rows, j, b, keys))))
         for j in range(n // b)
@@ -206,7 +206,7 @@ def rollout(parts: Parts, params, r: int) -> dict:
     seconds["perf/reward_seconds"] = timer.lap()
     rep = lambda x: np.repeat(x, g.num_generations, axis=0)  # noqa: E731
     rows, ended = ro.learner_rows(
-        rep(ptoks), rep(pvalid), toks, cmask, parts.eos, g.mask_truncated_completions
+        rep(ptoks), rep(pvalid), toks, cmask, parts.eos, g.mask_truncated_completions, parts.pad
     )
     rows["advantages"] = adv
     if g.steps_per_rollout * g.num_iterations > 1:

@@ -19,7 +19,7 @@ from jaxalign.data.records import prompt_key, read_rows
 from jaxalign.errors import ConfigError, DataError
 
 log = logging.getLogger("jaxalign")
-ARRAYS = ("tokens", "segment_ids", "mask", "advantages", "old_logps", "ref_logps")
+ARRAYS = ("tokens", "segment_ids", "start", "mask", "advantages", "old_logps", "ref_logps")
 
 
 def read_prompts(path: str) -> list:
@@ -93,18 +93,22 @@ def left_padded(rows: list[list[int]], width: int, pad: int):
     return tokens, valid
 
 
-def learner_rows(prompt_tokens, prompt_valid, toks, cmask, eos_ids, mask_truncated: bool):
-    """Rollout rows `[prompt | completion]`, their loss mask and which rows were truncated."""
+def learner_rows(prompt_tokens, prompt_valid, toks, cmask, eos_ids, mask_truncated: bool, pad=0):
+    """Right-padded learner rows `[prompt | completion | pad]` from the sampler's left-padded
+    prompts, the completions' start, their loss mask, and which completions ended with EOS."""
+    n, p = prompt_tokens.shape
+    c = toks.shape[1]
+    lens = prompt_valid.sum(axis=1).astype(np.int32)
+    tokens = np.full((n, p + c), pad, np.int32)
+    seg = np.zeros((n, p + c), np.int32)
+    for i, k in enumerate(lens):
+        tokens[i, :k], tokens[i, k : k + c] = prompt_tokens[i, p - k :], toks[i]
+        seg[i, :k], seg[i, k : k + c] = 1, cmask[i]
     ended = (np.isin(toks, eos_ids) & (cmask > 0)).any(axis=1)
     mask = cmask.astype(np.float32)
     if mask_truncated:
         mask = mask * ended[:, None]  # TRL: a completion cut at the length cap is not learned
-    rows = {
-        "tokens": np.concatenate([prompt_tokens, toks], axis=1).astype(np.int32),
-        "segment_ids": np.concatenate([prompt_valid, cmask], axis=1).astype(np.int32),
-        "mask": mask,
-    }
-    return rows, ended
+    return {"tokens": tokens, "segment_ids": seg, "start": lens, "mask": mask}, ended
 
 
 def completion_metrics(cmask, ended) -> dict[str, float]:

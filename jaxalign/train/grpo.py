@@ -1,6 +1,6 @@
 """The GRPO learner: completion log-probs of rollout rows and one jitted, donated train step.
 
-Rows are `[left-padded prompt (P) | completion (C)]`, one row width per run, so the step,
+Rows are `[prompt | completion | padding]` of one width per run (P + C), so the step,
 the old-policy and the reference log-probs each compile once. The loss is
 `jaxalign.losses.grpo_loss` (TRL's conventions); log-probs use logits / temperature as TRL
 does.
@@ -23,11 +23,6 @@ from jaxalign.ops import token_logprobs
 SG = jax.lax.stop_gradient
 
 
-def row_positions(segment_ids):
-    """Positions of left-padded rows: 0 at the first real token (padding repeats 0)."""
-    return jnp.maximum(jnp.cumsum(segment_ids, axis=1) - 1, 0).astype(jnp.int32)
-
-
 def _entropy(hidden, kernel):
     """Per-token entropy [B, C] of softmax(hidden @ kernel), one row at a time (no [B, C, V])."""
 
@@ -39,13 +34,18 @@ def _entropy(hidden, kernel):
 
 
 def completion_logps(model, rows: dict, g: GRPOConfig, entropy: bool = False):
-    """(log p [B, C] of each completion token under logits / temperature, entropy [B, C] | None)."""
-    tokens, seg = rows["tokens"], rows["segment_ids"]
-    c = rows["mask"].shape[1]
-    p = tokens.shape[1] - c
-    hidden = model.hidden(tokens, row_positions(seg), seg)[:, p - 1 : p - 1 + c]
+    """(log p [B, C] of each completion token under logits / temperature, entropy [B, C] | None).
+
+    Rows are one causal sequence each, right-padded (plain causal attention, no mask: the fused
+    cuDNN kernel applies); completion token j of row i sits at `start[i] + j`.
+    """
+    tokens = rows["tokens"]
+    idx = rows["start"][:, None] + jnp.arange(rows["mask"].shape[1])
+    hidden = model.hidden(tokens, causal_only=True)
+    hidden = jnp.take_along_axis(hidden, (idx - 1)[..., None], axis=1)
     kernel = model.output_kernel() / g.temperature
-    logps = token_logprobs(hidden, kernel, tokens[:, p:], g.logprob_chunk)
+    targets = jnp.take_along_axis(tokens, idx, axis=1)
+    logps = token_logprobs(hidden, kernel, targets, g.logprob_chunk)
     return logps, _entropy(hidden, kernel) if entropy else None
 
 
