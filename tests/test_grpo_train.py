@@ -51,6 +51,11 @@ def test_tiny_config_raises_its_reward(learned):
     short = [r["train/rewards/short/mean"] for r in rows(learned / "a") if "train/loss" in r]
     assert len(short) == 12
     assert np.mean(short[-3:]) > np.mean(short[:3]) + 0.3, short
+    # held-out greedy replies to the 8 validation prompts, on the base and the tuned model
+    first, last = rows(learned / "a")[0], rows(learned / "a")[-1]
+    assert first["data/validation/prompts"] == 8 and first["data/train/prompts"] == 64
+    for name in ("reward", "rewards/short/mean", "rewards/no_the/mean", "completions/mean_length"):
+        assert np.isfinite(first[f"base/{name}"]) and np.isfinite(last[f"eval/{name}"])
     keys = rows(learned / "a")[1].keys()
     for name in (
         "train/loss",

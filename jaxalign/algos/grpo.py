@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxalign.algos import grpo_eval
 from jaxalign.algos import grpo_rollout as ro
 from jaxalign.algos.dpo import mesh_of, meta_of
 from jaxalign.algos.dpo_eval import _put, step_flops
@@ -167,10 +168,7 @@ def all_logps(parts: Parts, params, rows: dict) -> np.ndarray:
 def score(parts: Parts, idx, toks, cmask, r: int):
     """(advantages [N], reward metrics) of one rollout's completions."""
     g = parts.cfg.grpo
-    texts = [
-        parts.tokenizer.decode(row[(m > 0) & ~np.isin(row, parts.eos)], skip_special_tokens=True)
-        for row, m in zip(toks, cmask)
-    ]
+    texts = ro.decode(parts.tokenizer, toks, cmask, parts.eos)
     prompts = [ro.prompt_text(parts.prompts[i]) for i in idx for _ in range(g.num_generations)]
     rewards = np.asarray(parts.rewards(prompts, texts), np.float32)
     if rewards.shape != (len(texts), len(parts.rewards.names)):
@@ -252,16 +250,19 @@ def make_step(parts: Parts, rollouts: Rollouts, learner):
 
 
 def build_parts(cfg: GRPORun, rewards=None):
-    """(parts, model, params): everything validated before anything is written."""
+    """(parts, graphdef, params, evaluate): everything validated before anything is written."""
     g = cfg.grpo
     mesh = mesh_of(cfg)
     check_rows(cfg, mesh)
     rewards = reward_set(g, rewards)
     prompts = ro.read_prompts(g.prompts)
+    held_out = ro.read_prompts(g.prompts, "validation")
     model, tokenizer = build_model(cfg.model, mesh)
     eos, pad = stop_tokens(tokenizer, model), pad_id(tokenizer)
-    ids, cut = ro.encode_prompts(prompts, tokenizer, g.max_prompt_len, dict(g.chat_template_kwargs))
+    kwargs = dict(g.chat_template_kwargs)
+    ids, cut = ro.encode_prompts(prompts + held_out, tokenizer, g.max_prompt_len, kwargs)
     width = prompt_width(cfg, ids, cut, model)
+    ids, held_out_ids = ids[: len(prompts)], ids[len(prompts) :]
     graphdef, params = nnx.split(model)
     traces: Counter = Counter()
     rollout_fn = make_rollout(
@@ -280,12 +281,13 @@ def build_parts(cfg: GRPORun, rewards=None):
         cfg, mesh, tokenizer, prompts, ids, width, eos, pad, rewards, rollout_fn, logps_fn, ref,
         traces, step_flops(model, g.batch_size, width + g.max_completion_len, False)["total"],
     )  # fmt: skip
-    return parts, graphdef, params
+    evaluate = grpo_eval.make_evaluate(parts, graphdef, held_out, held_out_ids, model.dtype)
+    return parts, graphdef, params, evaluate
 
 
 def setup(cfg: GRPORun, rewards=None) -> GRPOAlgorithm:
     """Everything a GRPO run needs, validated, before anything is written to the run directory."""
-    parts, graphdef, params = build_parts(cfg, rewards)
+    parts, graphdef, params, evaluate = build_parts(cfg, rewards)
     g = cfg.grpo
     tx = make_optimizer(cfg.optim, update_count(cfg.optim, cfg.train.steps))
     state, shardings = init_state(params, tx, parts.mesh)
@@ -297,17 +299,31 @@ def setup(cfg: GRPORun, rewards=None) -> GRPOAlgorithm:
         state=state,
         step=make_step(parts, rollouts, learner),
         batches=rollouts,
+        evaluate=evaluate,
         describe=functools.partial(lambda t, host: {"tokens": t}, tokens),
         extras=lambda step: {"learning_rate": float(schedule((step - 1) // cfg.optim.grad_accum))},
         progress={"loss": "train/loss", "reward": "train/reward"},
-        stats={"data/prompts": float(len(parts.prompts)), "data/prompt_width": parts.width},
+        stats={
+            "data/train/prompts": float(len(parts.prompts)),
+            "data/validation/prompts": float(grpo_eval.count(evaluate)),
+            "data/prompt_width": float(parts.width),
+        },
         traces=parts.traces,
         parts=parts,
     )
 
 
+def refuse_unsupported(cfg: Config) -> None:
+    """Sections GRPO does not read yet are refused rather than silently ignored."""
+    lora = getattr(cfg, "lora", None)
+    if lora is not None and getattr(lora, "enabled", False):
+        raise ConfigError("lora.enabled: LoRA is not supported with train.algorithm=grpo yet")
+
+
 def build_algorithm(config: Config | GRPORun, rewards=None) -> GRPOAlgorithm:
     """The GRPO `Algorithm` of a config (for scripts and benchmarks; nothing is written)."""
+    if isinstance(config, Config):
+        refuse_unsupported(config)
     return setup(project(config, GRPORun) if isinstance(config, Config) else config, rewards)
 
 
@@ -316,6 +332,8 @@ def train(cfg: Config | GRPORun, progress: bool = True, allow_changes=(), reward
 
     `rewards`: a `RewardSet` to use instead of building one from `grpo.rewards`.
     """
+    if isinstance(cfg, Config):
+        refuse_unsupported(cfg)
     run = project(cfg, GRPORun) if isinstance(cfg, Config) else cfg
     algo = setup(run, rewards)
     return fit(run.train, run, algo, meta_of(run), allow_changes, progress)

@@ -22,8 +22,9 @@ log = logging.getLogger("jaxalign")
 ARRAYS = ("tokens", "segment_ids", "start", "mask", "advantages", "old_logps", "ref_logps")
 
 
-def read_prompts(path: str) -> list:
-    """Distinct prompts (strings or message lists) of a JSONL/Parquet file, training split only."""
+def read_prompts(path: str, split: str = "train") -> list:
+    """Distinct prompts (strings or message lists) of a JSONL/Parquet file in `split`: "train"
+    (records without a split too) or "validation" (held out, may be empty)."""
     if not path:
         raise ConfigError(
             'grpo.prompts is not set: give a JSONL of {"prompt": ...} lines or a `prefs build` '
@@ -33,7 +34,7 @@ def read_prompts(path: str) -> list:
     for where, row in read_rows(path):
         if not isinstance(row, dict) or "prompt" not in row:
             raise DataError(f"{where}: a record needs a 'prompt' field")
-        if row.get("split") in ("validation", "test"):
+        if row.get("split", "train") != split:
             continue
         prompt = row["prompt"]
         if not (isinstance(prompt, str) and prompt.strip()) and not (
@@ -44,9 +45,17 @@ def read_prompts(path: str) -> list:
         if key not in seen:
             seen.add(key)
             out.append(prompt)
-    if not out:
+    if not out and split == "train":
         raise DataError(f"{path}: no training prompts (every record is validation/test)")
     return out
+
+
+def decode(tokenizer, toks, cmask, eos_ids) -> list[str]:
+    """Completion texts: the sampled tokens up to the stop token, special tokens dropped."""
+    return [
+        tokenizer.decode(row[(m > 0) & ~np.isin(row, eos_ids)], skip_special_tokens=True)
+        for row, m in zip(toks, cmask)
+    ]
 
 
 def prompt_text(prompt) -> str:

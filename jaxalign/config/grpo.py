@@ -15,8 +15,8 @@ class GRPOConfig:
     """Group Relative Policy Optimization: TRL 1.16's defaults unless said otherwise."""
 
     # A JSONL/Parquet file of records with a `prompt` (a string or chat messages): a
-    # `prefs build` file (each prompt once; split `validation`/`test` rows are left out) or
-    # plain `{"prompt": ...}` lines.
+    # `prefs build` file (each prompt once) or plain `{"prompt": ...}` lines. Records with
+    # `split: validation` are held out (greedy evaluation); `test` ones are left out.
     prompts: str = ""
     num_generations: int = field(default=8, metadata={"ge": 2})
     # Completions per learner step: a multiple of num_generations and of the data axes.
