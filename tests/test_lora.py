@@ -294,3 +294,13 @@ def _nothing():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def test_a_stacked_layer_axis_gets_one_adapter_per_layer():
+    from jaxalign.config import LoRAConfig
+
+    adapter = lora.LoRA((3, 8, 6), LoRAConfig(rank=2, alpha=4.0), index=0)
+    a, b = adapter.a.get_value(), adapter.b.get_value()
+    assert a.shape == (3, 8, 2) and b.shape == (3, 2, 6) and not np.any(b)
+    adapter.b.set_value(b + 1.0)
+    assert np.allclose(lora._delta(adapter)[1], 2.0 * (a[1] @ (b[1] + 1.0)), atol=1e-6)

@@ -49,11 +49,12 @@ class LoRAParam(nnx.Param):
 class LoRA(nnx.Module):
     """(alpha / rank) B A dropout(x): A [in, r] uniform like PEFT's init, B [r, out] zero."""
 
-    def __init__(self, din: int, dout: int, cfg: LoRAConfig, index: int, sharding=None):
+    def __init__(self, shape: tuple, cfg: LoRAConfig, index: int, sharding=None):
+        *lead, din, dout = shape  # lead: a stacked layer axis (scanned layers), if any
         key = jax.random.fold_in(jax.random.key(cfg.seed), index)
         bound = 1.0 / math.sqrt(din)  # PEFT: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(in))
-        a = jax.random.uniform(key, (din, cfg.rank), jnp.float32, -bound, bound)
-        b = jnp.zeros((cfg.rank, dout), jnp.float32)
+        a = jax.random.uniform(key, (*lead, din, cfg.rank), jnp.float32, -bound, bound)
+        b = jnp.zeros((*lead, cfg.rank, dout), jnp.float32)
         if sharding is not None:  # adapters are small: replicated over the base's mesh
             a, b = jax.device_put(a, sharding), jax.device_put(b, sharding)
         self.a, self.b = LoRAParam(a), LoRAParam(b)
@@ -110,7 +111,7 @@ def apply_lora(model, cfg: LoRAConfig) -> bool:
             )
         sharding = kernel.sharding if isinstance(kernel.sharding, NamedSharding) else None
         replicated = NamedSharding(sharding.mesh, PartitionSpec()) if sharding else None
-        lin.lora = nnx.data(LoRA(din, dout, cfg, index, replicated))
+        lin.lora = nnx.data(LoRA(kernel.shape, cfg, index, replicated))
     return True
 
 
@@ -130,7 +131,7 @@ def adapter_count(adapters) -> int:
 
 
 def _delta(lora: LoRA) -> np.ndarray:
-    """The adapter as a dense kernel update [in, out] in fp32: scale A @ B."""
+    """The adapter as a dense kernel update [..., in, out] in fp32: scale A @ B."""
     a = np.asarray(jax.device_get(lora.a.get_value()), np.float32)
     b = np.asarray(jax.device_get(lora.b.get_value()), np.float32)
     return lora.scale * (a @ b)
@@ -155,8 +156,14 @@ def adapter_tensors(model, dtype=np.float32) -> dict[str, np.ndarray]:
         if lin.lora is None:
             continue
         for part, value in (("lora_A", lin.lora.a), ("lora_B", lin.lora.b)):
-            array = np.asarray(jax.device_get(value.get_value()), np.float32).T.astype(dtype)
-            out[f"{PEFT_PREFIX}{name}.{part}.weight"] = np.ascontiguousarray(array)
+            array = np.asarray(jax.device_get(value.get_value()), np.float32)
+            array = np.swapaxes(array, -1, -2).astype(dtype)
+            if array.ndim == 2:
+                out[f"{PEFT_PREFIX}{name}.{part}.weight"] = np.ascontiguousarray(array)
+                continue
+            for i, layer in enumerate(array):  # stacked layers: one HF layer each
+                unstacked = name.replace("model.layers.", f"model.layers.{i}.", 1)
+                out[f"{PEFT_PREFIX}{unstacked}.{part}.weight"] = np.ascontiguousarray(layer)
     return out
 
 
