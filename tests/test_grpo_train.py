@@ -177,6 +177,7 @@ def test_bad_config_values_are_one_line_usage_errors(capsys, tmp_path):
         ("grpo.temperature=0", "grpo.temperature: 0.0 is out of range"),
         ("grpo.rewards=[{builtin: nope}]", "grpo.rewards[0].builtin: unknown 'nope' (one of"),
         ("grpo.reasoning={close: ''}", "grpo.reasoning.close: must be a non-empty string"),
+        ("lora.rank=8", "lora.enabled: LoRA is not supported with train.algorithm=grpo"),
     ):
         extra = ["grpo.reference=none"] if "beta" in override else []
         code = main(["train", "--config", TINY, f"train.run_dir={run}", override, *extra])

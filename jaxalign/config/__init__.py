@@ -18,6 +18,7 @@ from jaxalign.config.core import (
 )
 from jaxalign.config.evaluation import EvalConfig
 from jaxalign.config.grpo import GRPOConfig
+from jaxalign.config.lora import LoRAConfig
 from jaxalign.config.reward import RewardConfig
 from jaxalign.config.schema import (
     AnalysisConfig,
@@ -57,6 +58,7 @@ __all__ = [
     "GRPOConfig",
     "GRPORun",
     "InteractionConfig",
+    "LoRAConfig",
     "ModelSpec",
     "OptimConfig",
     "PrefsConfig",

@@ -7,6 +7,7 @@ from typing import Literal
 
 from jaxalign.config.evaluation import EvalConfig
 from jaxalign.config.grpo import GRPOConfig
+from jaxalign.config.lora import LoRAConfig
 from jaxalign.config.reward import RewardConfig
 from jaxalign.config.vocab import ATTRIBUTES, DIMENSIONS, LABELS_DE, LABELS_EN, STYLES
 from jaxalign.errors import ConfigError
@@ -365,6 +366,7 @@ class Config:
     train: TrainConfig = TrainConfig()
     reward: RewardConfig = field(default_factory=RewardConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
 
 
 @dataclass(frozen=True)
@@ -378,6 +380,7 @@ class DPORun:
     dpo: DPOConfig = DPOConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
 
 
 @dataclass(frozen=True)
