@@ -26,6 +26,7 @@ def build_model(spec: ModelSpec, mesh):
             mesh=mesh,
             remat=spec.remat,
             attention=spec.attention,
+            scan_layers=spec.scan_layers,
             tokenizer=not spec.tokenizer,
         )
         if spec.tokenizer:
@@ -58,6 +59,7 @@ def build_model(spec: ModelSpec, mesh):
         mesh=mesh,
         remat=spec.remat,
         attention=spec.attention,
+        scan_layers=spec.scan_layers,
         source="random init",
     )
     return model, tokenizer
