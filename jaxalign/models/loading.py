@@ -78,6 +78,17 @@ def read_source(path: Path) -> tuple[ModelConfig, dict[str, np.ndarray]]:
     return read_hf_config(path), read_checkpoint(path)
 
 
+def read_architecture(path: Path) -> ModelConfig:
+    """The architecture of a HF directory (config.json) or a GGUF file (header), no weights."""
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise DataError(f"{path}: expected a HF model directory or a .gguf file")
+        from jaxalign.models.gguf import gguf_summary
+
+        return ModelConfig.from_hf(gguf_summary(path)[0], str(path))
+    return read_hf_config(path)
+
+
 def load_tokenizer(path: Path):
     """The HF tokenizer of a directory or GGUF file (None if the directory has none); offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
