@@ -7,6 +7,8 @@ config allows (every pair at `data.max_len` tokens with a `data.max_prompt_len` 
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 from flax import nnx
@@ -76,6 +78,11 @@ def like_params(tree, params, mesh):
 
 def step_spec(cfg: DPORun, mesh) -> StepSpec:
     """The DPO train step and its abstract arguments on `mesh`."""
+    note = ""
+    if cfg.model.attention == "cudnn" and mesh.devices.flat[0].platform != "gpu":
+        # cuDNN's kernel needs a GPU; XLA's attention holds the scores: an upper bound
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, attention="xla"))
+        note = "; model.attention=cudnn planned as xla (no GPU)"
     model = abstract_model(cfg.model, mesh)
     graphdef, params = nnx.split(model)
     tx = make_optimizer(cfg.optim, update_count(cfg.optim, cfg.train.steps))
@@ -96,5 +103,5 @@ def step_spec(cfg: DPORun, mesh) -> StepSpec:
     parts = {"parameters": state["params"], "optimizer state": state["opt_state"]}
     parts["reference"] = ref_params if kind == "model" else batch.get("ref_logps", {})
     parts["batch"] = {k: v for k, v in batch.items() if k != "ref_logps"}
-    shape = f"DPO, {rows} rows x {width} tokens, reference {kind}"
+    shape = f"DPO, {rows} rows x {width} tokens, reference {kind}{note}"
     return StepSpec(step, (state, ref_params, batch), parts, shape)

@@ -90,9 +90,10 @@ def analysis_of(compiled) -> dict[str, int]:
     return {n: int(getattr(stats, f"{n}_size_in_bytes", 0) or 0) for n in names}
 
 
-def plan(spec: StepSpec, budget_gib: float, mesh) -> MemoryPlan:
-    """Compile `spec.step` on its abstract arguments and account its per-device memory."""
-    compiled = spec.step.lower(*spec.args).compile()
+def plan(spec: StepSpec, budget_gib: float, mesh, compiled=None) -> MemoryPlan:
+    """Compile `spec.step` on its abstract arguments (unless given `compiled`) and account its
+    per-device memory."""
+    compiled = compiled or spec.step.lower(*spec.args).compile()
     stats = analysis_of(compiled)
     return MemoryPlan(
         parts={name: device_bytes(tree) for name, tree in spec.parts.items()},
