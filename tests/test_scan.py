@@ -134,3 +134,39 @@ def test_unscanned_checkpoint_into_scanned_config_is_refused(check, old, tmp_pat
     with pytest.raises(ConfigError, match=r"saved with model\.scan_layers=false") as err:
         check(*args)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_scanned_training_run_matches_unrolled_and_exports(tiny_tokenizer, tmp_path):
+    import json
+
+    from conftest import TINY_CPU, tiny_config, write_learnable_prefs
+
+    from jaxalign.algos.dpo import train
+    from jaxalign.cli import main
+
+    prefs = write_learnable_prefs(tmp_path / "prefs.jsonl")
+    steps = ("train.steps=3", "train.eval_every=3", "train.checkpoint_every=3")
+    losses, exported = {}, {}
+    for scan in (False, True):
+        run = tmp_path / f"run_{scan}"
+        extra = (*steps, f"model.scan_layers={str(scan).lower()}", "model.remat=dots_saveable")
+        train(tiny_config(tiny_tokenizer, prefs, run, *extra), progress=False)
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        losses[scan] = [r["train/loss"] for r in rows if "train/loss" in r]
+        out = tmp_path / f"hf_{scan}"
+        overrides = [f"model.tokenizer={tiny_tokenizer}", f"data.prefs={prefs}"]
+        overrides += [f"train.run_dir={run}", *extra[3:]]
+        args = ["model", "export", "--run-config", str(TINY_CPU), "--out", str(out)]
+        assert main([*args, *overrides]) == 0
+        exported[scan] = read_checkpoint(out)
+    assert len(losses[True]) == 3
+    np.testing.assert_allclose(losses[True], losses[False], atol=1e-5, rtol=0)
+    assert exported[True].keys() == exported[False].keys()
+    for name, tensor in exported[False].items():
+        np.testing.assert_allclose(exported[True][name], tensor, atol=1e-5, rtol=0, err_msg=name)
+    # the scanned run's checkpoint does not resume under the unrolled layout
+    cfg = tiny_config(tiny_tokenizer, prefs, tmp_path / "run_True", *steps)
+    with pytest.raises(ConfigError, match=r"saved with model\.scan_layers=true") as err:
+        train(cfg, progress=False)
+    assert "\n" not in str(err.value)
