@@ -6,9 +6,8 @@ import jax
 import numpy as np
 import pytest
 from conftest import tiny_config, write_learnable_prefs
-from flax import nnx
 
-from jaxalign.algos.dpo import mesh_of
+from jaxalign.algos.dpo import mesh_of, trainable
 from jaxalign.algos.dpo_eval import _put
 from jaxalign.algos.dpo_plan import widest_pairs
 from jaxalign.cli import main
@@ -26,29 +25,27 @@ def prefs(tmp_path_factory):
 
 
 def real_compile(cfg):
-    """(memory analysis, parameter bytes, optimizer bytes per device) of the real step."""
+    """(memory analysis, trained-parameter bytes, optimizer bytes per device) of the real step,
+    built as `jaxalign.algos.dpo.setup` builds it."""
     mesh = mesh_of(cfg)
     model, _ = build_model(cfg.model, mesh)
-    graphdef, params = nnx.split(model)
+    parts = trainable(cfg, model)
     tx = make_optimizer(cfg.optim, update_count(cfg.optim, cfg.train.steps))
-    state, shardings = init_state(params, tx, mesh)
+    state, shardings = init_state(parts.params, tx, mesh)
     cache = cfg.dpo.reference == "cache"
     data = widest_pairs(cfg)
     width = row_width(longest_run(data, cfg.data.layout), cfg.data.pack_len, cfg.data.buckets)
+    assert width == 128  # 2 x 64 - 40 tokens, bucketed
     ref = np.zeros((len(data), 2), np.float32) if cache else None
+    rows = mesh.shape["fsdp"] * mesh.shape["data"]
     host = collate(
-        data,
-        range(len(data)),
-        (width,),
-        0,
-        ref,
-        layout=cfg.data.layout,
-        pack_len=cfg.data.pack_len,
-        rows_multiple=mesh.shape["fsdp"] * mesh.shape["data"],
+        data, range(len(data)), (width,), 0, ref, layout=cfg.data.layout, rows_multiple=rows
     )
-    ref_params = None if cache else frozen_reference(params, model.dtype)
-    step = make_train_step(graphdef, tx, cfg.dpo, cfg.data, shardings)
-    compiled = step.lower(state, ref_params, _put(mesh, host)).compile()
+    ref_params = None
+    if not cache:
+        ref_params = parts.base if parts.adapters else frozen_reference(parts.base, model.dtype)
+    step = make_train_step(parts.graphdef, tx, cfg.dpo, cfg.data, shardings, parts.adapters)
+    compiled = step.lower(state, ref_params, _put(mesh, host), parts.frozen).compile()
     shard_bytes = lambda tree: sum(  # noqa: E731
         x.addressable_shards[0].data.nbytes for x in jax.tree.leaves(tree)
     )
@@ -67,6 +64,7 @@ def real_compile(cfg):
             "train.mesh_devices=2",
             "train.device_memory_gib=0.001",
         ),
+        ("lora.rank=4", "lora.alpha=8", "model.scan_layers=true", "dpo.reference=model"),
     ],
 )
 def test_dry_run_agrees_with_a_real_compile(tiny_tokenizer, prefs, tmp_path, extra):
@@ -74,12 +72,19 @@ def test_dry_run_agrees_with_a_real_compile(tiny_tokenizer, prefs, tmp_path, ext
     planned = dry_run(cfg)
     analysis, params, opt = real_compile(cfg)
     assert planned.analysis == analysis
-    assert planned.parts["parameters"] == params > 0
+    trained = planned.parts.get("adapters (trained)", planned.parts["parameters"])
+    assert trained == params > 0
     assert planned.parts["optimizer state"] == opt >= 2 * params
     assert planned.temporaries == analysis["temp"] > 0
-    assert planned.devices == (2 if "train.mesh_devices=2" in extra else 8)
+    assert planned.devices == cfg.train.mesh_devices
     assert planned.fits == ("train.device_memory_gib=0.001" not in extra)
-    if "dpo.reference=model" in extra:  # the in-step reference: a compute-dtype copy
+    total = analysis["argument"] + analysis["output"] - analysis["alias"] + analysis["temp"]
+    if "lora.rank=4" in extra:  # the frozen base is also the reference: counted once
+        assert planned.parts["reference"] == 0 < trained < planned.parts["parameters"] / 10
+        assert planned.peak == total - planned.parts["parameters"]
+    else:
+        assert planned.peak == total
+    if "dpo.reference=model" in extra and "lora.rank=4" not in extra:  # a compute-dtype copy
         assert planned.parts["reference"] == params
     assert not (tmp_path / "run").exists()
 

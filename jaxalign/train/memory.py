@@ -34,6 +34,7 @@ class StepSpec:
     args: tuple  # abstract arguments of `step`
     parts: dict[str, Any]  # label -> abstract subtree of `args` (bytes counted per device)
     shape: str = ""  # what one step processes, e.g. "16 rows x 1024 tokens"
+    shared: Any = None  # arrays passed as two arguments (counted once: the same buffers)
 
 
 @dataclass
@@ -98,7 +99,11 @@ def plan(spec: StepSpec, budget_gib: float, mesh, compiled=None) -> MemoryPlan:
     return MemoryPlan(
         parts={name: device_bytes(tree) for name, tree in spec.parts.items()},
         temporaries=stats["temp"],
-        peak=stats["argument"] + stats["output"] - stats["alias"] + stats["temp"],
+        peak=stats["argument"]
+        + stats["output"]
+        - stats["alias"]
+        + stats["temp"]
+        - device_bytes(spec.shared),
         budget=int(budget_gib * GIB),
         devices=mesh.size,
         mesh=dict(mesh.shape),
