@@ -132,3 +132,11 @@ def test_dry_run_mesh_larger_than_the_devices_is_one_line(tmp_path, capsys, mesh
     assert err.startswith("jaxalign: error: train.mesh_") and "\n" not in err, err
     assert "16 devices" in err or "does not fit 8 devices" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_dry_run_of_an_algorithm_without_a_planner_is_one_line(tmp_path, capsys):
+    args = ["train", "--config", "configs/train/tiny_cpu.yaml", "--dry-run"]
+    assert main([*args, f"train.run_dir={tmp_path / 'run'}", "train.algorithm=grpo"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jaxalign: error: train.algorithm=grpo: --dry-run has no memory")
+    assert "\n" not in err and not (tmp_path / "run").exists()

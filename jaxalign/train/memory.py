@@ -22,7 +22,7 @@ import jax
 from jaxalign.errors import JaxalignError
 
 GIB = 2**30
-# algorithm -> "module:function" with function(run_config, mesh) -> StepSpec
+# train.algorithm -> "module:function" with function(config, mesh) -> StepSpec (GRPO: to add)
 PLANNERS = {"dpo": "jaxalign.algos.dpo_plan:step_spec"}
 
 
@@ -145,10 +145,16 @@ def plan_devices(train) -> list:
     return devices[:count] if count else devices
 
 
-def dry_run(cfg, algorithm: str = "dpo") -> MemoryPlan:
-    """Plan the memory of `algorithm`'s train step for `cfg` (its run root); writes nothing."""
+def dry_run(cfg, algorithm: str | None = None) -> MemoryPlan:
+    """Plan the memory of `algorithm`'s (default `train.algorithm`) train step; writes nothing."""
     from jaxalign.sharding import make_mesh
 
+    algorithm = algorithm or getattr(cfg.train, "algorithm", "dpo")
+    if algorithm not in PLANNERS:
+        raise JaxalignError(
+            f"train.algorithm={algorithm}: --dry-run has no memory planner for it yet "
+            f"(planned: {', '.join(PLANNERS)})"
+        )
     devices = plan_devices(cfg.train)
     t = cfg.train
     try:
