@@ -97,6 +97,21 @@ def test_scan_sampler_generates_the_same_tokens(unrolled):
     np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-5)
 
 
+def test_scan_grpo_rollout_samples_the_same_tokens(unrolled):
+    from jaxalign.models.sampler import make_rollout
+
+    tokens = jnp.asarray([[0, 0, 5, 6, 7], [9, 10, 11, 12, 13]], jnp.int32)
+    valid = (tokens > 0).astype(jnp.int32)
+    out = []
+    for model in (unrolled[0], build(CFG, TENSORS, scan_layers=True)):
+        graphdef, params = nnx.split(model)
+        run = make_rollout(graphdef, num_generations=3, max_new=5, top_k=0, eos_ids=(1,),
+                           pad_id=0, cache_dtype=jnp.float32)  # fmt: skip
+        out.append([np.asarray(x) for x in run(params, tokens, valid, jax.random.key(2), 1.0, 1.0)])
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_allclose(out[0][1], out[1][1], atol=1e-5)
+
+
 def test_scan_sharded_load_keeps_layer_axis_whole(unrolled):
     mesh = make_mesh(fsdp=4, tensor=2, devices=jax.devices()[:8])
     scanned = build(CFG, TENSORS, scan_layers=True, mesh=mesh)
