@@ -14,6 +14,8 @@ TRAIN_DESCRIPTION = (
 
 def cmd_train(args) -> int:
     """train."""
+    if args.dry_run:
+        return cmd_dry_run(args)
     cfg = config_from(args, [])
     if cfg.train.algorithm == "grpo":
         from jaxalign.algos.grpo import train
@@ -34,6 +36,17 @@ def cmd_train(args) -> int:
         }
         if counts:
             print(f"  data {split}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_dry_run(args) -> int:
+    """train --dry-run: the memory plan of one compiled step; nothing is written."""
+    from jaxalign.train import memory
+
+    cfg = config_from(args, [])
+    memory.simulate_devices(memory.needed_devices(cfg.train))  # before jax starts
+    for line in memory.dry_run(cfg).lines():
+        print(line)
     return 0
 
 
@@ -74,6 +87,13 @@ def register(groups) -> None:
         help="resume although config KEY (e.g. train.steps) differs from the run's checkpoint "
         "(repeatable; model.*, lora.rank, lora.targets, optim.grad_accum and optim.clip_norm "
         "never can; default: none)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="compile one train step on abstract shapes for the configured mesh (simulated "
+        "CPU devices where needed) and print per-device memory against "
+        "train.device_memory_gib; reads no weights, writes nothing",
     )
     add_common(p)
     p.set_defaults(func=cmd_train)
