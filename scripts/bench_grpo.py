@@ -193,7 +193,9 @@ def jax_side(a) -> dict:
 
 
 def write_jax_config(a, tmp: Path) -> Path:
-    """A run config for the bench shape (JSON is YAML) and its prompts file."""
+    """A run config for the bench shape and its prompts file."""
+    import yaml
+
     (tmp / "prompts.jsonl").write_text(
         "".join(json.dumps({"prompt": p}) + "\n" for p in prompts(a.prompts))
     )
@@ -221,7 +223,7 @@ def write_jax_config(a, tmp: Path) -> Path:
         },
     }
     path = tmp / "bench_grpo.yaml"
-    path.write_text(json.dumps(cfg, indent=1))
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
 
