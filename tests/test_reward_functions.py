@@ -172,7 +172,10 @@ def test_unknown_model_head_lists_the_allowed_heads(model_dir):
         (({"function": "a:b", "args": [1]},), r"\[0\].args: must be a mapping"),
         (({"model": "d", "head": "toxicity"},), r"\[0\].head: expected GROUP/DIMENSION"),
         (({"model": "d", "head": "all/rudeness"},), r"dimensions: toxicity, emotional_awareness"),
-        (({"builtin": "length", "name": "a b"},), r"\[0\].name: must be a non-empty word"),
+        (
+            ({"builtin": "length", "name": "a/b"},),
+            r"\[0\].name: must be a non-empty string without '/'",
+        ),
         (
             ({"builtin": "length"}, {"builtin": "length", "args": {"target": 3}}),
             r"grpo.rewards\[1\]: reward name 'length' is already used by grpo.rewards\[0\]",
@@ -186,7 +189,9 @@ def test_bad_specs_are_one_config_line_naming_the_index(specs, needle):
 
 
 def test_check_uses_the_given_key_and_good_specs_pass():
-    check_reward_specs(({"function": "pkg.mod:fn"}, {"model": "d", "head": "a=b,c=d/sensitivity"}))
+    check_reward_specs(
+        ({"function": "pkg.mod:fn"}, {"model": "d", "head": "country=United States/sensitivity"})
+    )
     with pytest.raises(ConfigError, match=r"^cfg.r\[0\].builtin"):
         check_reward_specs(({"builtin": "x"},), key="cfg.r")
 
