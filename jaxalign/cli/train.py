@@ -70,7 +70,8 @@ def register(groups) -> None:
         default=[],
         metavar="KEY",
         help="resume although config KEY (e.g. train.steps) differs from the run's checkpoint "
-        "(repeatable; model.*, optim.grad_accum and optim.clip_norm never can; default: none)",
+        "(repeatable; model.*, lora.rank, lora.targets, optim.grad_accum and optim.clip_norm "
+        "never can; default: none)",
     )
     add_common(p)
     p.set_defaults(func=cmd_train)

@@ -17,6 +17,7 @@ from jaxalign.config.core import (
     to_dict,
 )
 from jaxalign.config.evaluation import EvalConfig
+from jaxalign.config.lora import LoRAConfig
 from jaxalign.config.reward import RewardConfig
 from jaxalign.config.schema import (
     AnalysisConfig,
@@ -53,6 +54,7 @@ __all__ = [
     "EffectConfig",
     "EvalConfig",
     "InteractionConfig",
+    "LoRAConfig",
     "ModelSpec",
     "OptimConfig",
     "PrefsConfig",

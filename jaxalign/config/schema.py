@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from jaxalign.config.evaluation import EvalConfig
+from jaxalign.config.lora import LoRAConfig
 from jaxalign.config.reward import RewardConfig
 from jaxalign.config.vocab import ATTRIBUTES, DIMENSIONS, LABELS_DE, LABELS_EN, STYLES
 from jaxalign.errors import ConfigError
@@ -362,6 +363,7 @@ class Config:
     train: TrainConfig = TrainConfig()
     reward: RewardConfig = field(default_factory=RewardConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
 
 
 @dataclass(frozen=True)
@@ -375,3 +377,4 @@ class DPORun:
     dpo: DPOConfig = DPOConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
