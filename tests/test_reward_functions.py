@@ -203,3 +203,20 @@ def test_importing_and_checking_specs_loads_no_jax():
         "assert 'jax' not in sys.modules and 'jaxalign.rewards.model' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bench_grpo_trl_reward_equals_the_length_builtin():
+    # scripts/bench_grpo.py gives TRL a plain function; both sides must score alike.
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_grpo.py"
+    spec = importlib.util.spec_from_file_location("bench_grpo", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    texts = ["one two three", "", "a " * 30, "x\ny z"]
+    ours = build_rewards(({"builtin": "length", "args": {"target": 5}},))(["p"] * 4, texts)
+    theirs = bench.length_reward(
+        ["p"] * 4, [[{"role": "assistant", "content": t}] for t in texts], 5
+    )
+    np.testing.assert_allclose(ours[:, 0], theirs, rtol=1e-6)
