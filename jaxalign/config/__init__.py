@@ -17,6 +17,7 @@ from jaxalign.config.core import (
     to_dict,
 )
 from jaxalign.config.evaluation import EvalConfig
+from jaxalign.config.grpo import GRPOConfig
 from jaxalign.config.lora import LoRAConfig
 from jaxalign.config.reward import RewardConfig
 from jaxalign.config.schema import (
@@ -29,6 +30,7 @@ from jaxalign.config.schema import (
     DPOConfig,
     DPORun,
     EffectConfig,
+    GRPORun,
     InteractionConfig,
     ModelSpec,
     OptimConfig,
@@ -53,6 +55,8 @@ __all__ = [
     "DataConfig",
     "EffectConfig",
     "EvalConfig",
+    "GRPOConfig",
+    "GRPORun",
     "InteractionConfig",
     "LoRAConfig",
     "ModelSpec",
