@@ -180,7 +180,7 @@ def greater_reduction(
     seed: int = 0,
     level: float = 0.95,
 ) -> dict:
-    """"X% greater reduction" of condition A over B: 100 (R_A / R_B - 1) per bootstrap replicate.
+    """ "X% greater reduction" of condition A over B: 100 (R_A / R_B - 1) per bootstrap replicate.
 
     A and B are evaluated on the same prompts against the same base; every replicate resamples
     prompts once for both. The ratio is undefined (`defined: False`) when the CI of R_B covers
