@@ -56,8 +56,12 @@ def _generate(cfg, prompts) -> tuple[dict, int]:
     decode.check_context(base, ids, cfg.eval.max_new_tokens)
     key = decode.cache_key(to_dict(cfg.model), ids, cfg.eval)
     path = cache_dir(cfg) / f"base-{key}.json"
-    replies = {"base": decode.cached(path, lambda: decode.generate(base, tokenizer, ids, cfg.eval))}
-    replies["tuned"] = decode.generate(tuned, tokenizer, ids, cfg.eval)
+    sampler = decode.sampler_for(base, tokenizer)
+    replies = {
+        "base": decode.cached(path, lambda: decode.generate(sampler, tokenizer, ids, cfg.eval))
+    }
+    decode.use(sampler, tuned)
+    replies["tuned"] = decode.generate(sampler, tokenizer, ids, cfg.eval)
     return replies, step
 
 

@@ -55,13 +55,28 @@ def _sample_seed(seed: int, k: int) -> int:
     return int(np.asarray(data).ravel()[-1] % (2**31 - 1))
 
 
-def generate(model, tokenizer, ids, ecfg) -> list[list[dict]]:
-    """[P][1 + S] replies {text, n_tokens, truncated} for token-id prompts."""
+def sampler_for(model, tokenizer):
+    """A Sampler for `model`; `use(sampler, other)` points it at a same-shaped model."""
     from jaxalign.data.chat import eos_ids, pad_id
     from jaxalign.models.sampler import Sampler
 
-    stop = eos_ids(tokenizer, model.config.eos_token_id)
-    sampler = Sampler(model, eos_ids=stop, pad_id=pad_id(tokenizer))
+    return Sampler(
+        model, eos_ids=eos_ids(tokenizer, model.config.eos_token_id), pad_id=pad_id(tokenizer)
+    )
+
+
+def use(sampler, model) -> None:
+    """Swap in `model`'s parameters: the compiled programs take them as an argument, so the
+    tuned model reuses every program compiled for the base model (same graph)."""
+    from flax import nnx
+
+    graphdef, sampler.state = nnx.split(model)
+    assert graphdef == sampler.graphdef, "the tuned model's graph differs from the base's"
+
+
+def generate(sampler, tokenizer, ids, ecfg) -> list[list[dict]]:
+    """[P][1 + S] replies {text, n_tokens, truncated} for token-id prompts."""
+    stop = sampler.eos_ids
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out: list[list[dict]] = [[] for _ in ids]
     for k in range(1 + ecfg.num_samples):

@@ -53,7 +53,7 @@ class Scorer:
             if bad.size:
                 raise DataError(
                     f"scorer {self.name} ({dim}, {group}): row {int(bad[0])} scored "
-                    f"{values[bad[0]]!r}, outside [{self.low}, {self.high}]"
+                    f"{float(values[bad[0]])!r}, outside [{self.low}, {self.high}]"
                 )
             out[(dim, group)] = values
         return out
