@@ -5,7 +5,7 @@ from __future__ import annotations
 from jaxalign.cli.common import EPILOG, add_common, add_parser, config_from, int_at_least
 
 TRAIN_DESCRIPTION = (
-    "DPO training. Everything goes into train.run_dir (default runs/train): config.yaml, "
+    "DPO or GRPO training (train.algorithm=dpo|grpo). Everything goes into train.run_dir (default runs/train): config.yaml, "
     "checkpoints/, metrics.jsonl, tensorboard/ and results.json. Running again with the same "
     "config resumes that run (a changed config is refused: --allow-change KEY); the directory "
     "is locked while training."
@@ -14,9 +14,13 @@ TRAIN_DESCRIPTION = (
 
 def cmd_train(args) -> int:
     """train."""
-    from jaxalign.algos.dpo import train
-
+    if args.dry_run:
+        return cmd_dry_run(args)
     cfg = config_from(args, [])
+    if cfg.train.algorithm == "grpo":
+        from jaxalign.algos.grpo import train
+    else:
+        from jaxalign.algos.dpo import train
     results = train(cfg, allow_changes=tuple(args.allow_change))
     print(f"trained {results['step']} steps in {cfg.train.run_dir} (results.json, metrics.jsonl)")
     names = sorted({k.split("/", 1)[1] for k in results if k.startswith(("base/", "eval/"))})
@@ -32,6 +36,17 @@ def cmd_train(args) -> int:
         }
         if counts:
             print(f"  data {split}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_dry_run(args) -> int:
+    """train --dry-run: the memory plan of one compiled step; nothing is written."""
+    from jaxalign.train import memory
+
+    cfg = config_from(args, [])
+    memory.simulate_devices(memory.needed_devices(cfg.train))  # before jax starts
+    for line in memory.dry_run(cfg).lines():
+        print(line)
     return 0
 
 
@@ -60,7 +75,7 @@ def register(groups) -> None:
     p = add_parser(
         groups,
         "train",
-        help="DPO training (resumes an existing run directory)",
+        help="DPO or GRPO training (resumes an existing run directory)",
         description=TRAIN_DESCRIPTION,
         epilog=EPILOG,
     )
@@ -70,7 +85,15 @@ def register(groups) -> None:
         default=[],
         metavar="KEY",
         help="resume although config KEY (e.g. train.steps) differs from the run's checkpoint "
-        "(repeatable; model.*, optim.grad_accum and optim.clip_norm never can; default: none)",
+        "(repeatable; model.*, lora.rank, lora.targets, optim.grad_accum and optim.clip_norm "
+        "never can; default: none)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="compile one train step on abstract shapes for the configured mesh (simulated "
+        "CPU devices where needed) and print per-device memory against "
+        "train.device_memory_gib; reads no weights, writes nothing",
     )
     add_common(p)
     p.set_defaults(func=cmd_train)

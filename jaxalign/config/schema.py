@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from jaxalign.config.evaluation import EvalConfig
+from jaxalign.config.grpo import GRPOConfig
+from jaxalign.config.lora import LoRAConfig
 from jaxalign.config.reward import RewardConfig
 from jaxalign.config.vocab import ATTRIBUTES, DIMENSIONS, LABELS_DE, LABELS_EN, STYLES
 from jaxalign.errors import ConfigError
@@ -246,7 +248,9 @@ class ModelSpec:
     random: RandomInitConfig = RandomInitConfig()
     dtype: Literal["fp32", "bf16"] = "fp32"
     param_dtype: Literal["fp32", "bf16"] = "fp32"
-    remat: Literal["none", "full"] = "none"
+    # per-block rematerialisation: full keeps only block inputs; dots_* also keep matmul outputs
+    remat: Literal["none", "full", "dots_saveable", "dots_with_no_batch_dims_saveable"] = "none"
+    scan_layers: bool = False  # blocks stacked on a layer axis, one lax.scan (fast compiles)
     # Attention kernel for unmasked causal rows (data.layout=pairs, no packing): 'cudnn' is the
     # fused flash kernel on NVIDIA GPUs (bf16/fp16 only); masked rows always use XLA.
     attention: Literal["xla", "cudnn"] = "xla"
@@ -330,6 +334,7 @@ class OptimConfig:
 class TrainConfig:
     """The training loop."""
 
+    algorithm: Literal["dpo", "grpo"] = "dpo"  # which section trains: dpo.* or grpo.*
     run_dir: str = "runs/train"
     steps: int = field(default=100, metadata=_meta(ge=1))
     log_every: int = field(default=1, metadata=_meta(ge=1))
@@ -345,6 +350,7 @@ class TrainConfig:
     mesh_data: int = field(default=1, metadata=_meta(ge=1))
     mesh_fsdp: int = field(default=-1, metadata=_meta(ge=-1))
     mesh_tensor: int = field(default=1, metadata=_meta(ge=1))
+    device_memory_gib: float = field(default=80.0, metadata=_meta(gt=0.0))  # --dry-run budget
 
 
 @dataclass(frozen=True)
@@ -358,10 +364,12 @@ class Config:
     model: ModelSpec = ModelSpec()
     data: DataConfig = DataConfig()
     dpo: DPOConfig = DPOConfig()
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     reward: RewardConfig = field(default_factory=RewardConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
 
 
 @dataclass(frozen=True)
@@ -373,5 +381,16 @@ class DPORun:
     model: ModelSpec = ModelSpec()
     data: DataConfig = DataConfig()
     dpo: DPOConfig = DPOConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+
+
+@dataclass(frozen=True)
+class GRPORun:
+    """The root of a GRPO run: its id hashes these sections (grpo.* included)."""
+
+    model: ModelSpec = ModelSpec()
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
