@@ -102,18 +102,24 @@ def register(groups) -> None:
         "eval",
         help="compare a trained run with its base model on held-out data",
         description="Runs the evaluators eval.evaluators names (default: preferences, "
-        "generations); generations writes generations.json into the run directory "
-        "(train.run_dir).",
+        "behaviour). behaviour generates replies of the tuned and the base model to "
+        "eval.prompts (bank, heldout or FILE.jsonl), scores them with eval.scorers and writes "
+        "RUN_DIR/eval/{generations.jsonl, results.json, report.md} (docs/EVALUATION.md); "
+        "generations (legacy) writes RUN_DIR/generations.json.",
         epilog=EPILOG,
     )
     p.add_argument(
-        "--max-new-tokens", type=int_at_least(1), default=48, help="tokens per reply at most"
+        "--max-new-tokens",
+        type=int_at_least(1),
+        default=48,
+        help="tokens per reply at most (generations evaluator; behaviour: eval.max_new_tokens)",
     )
     p.add_argument(
         "--prompts",
         type=int_at_least(1),
         default=8,
-        help="number of held-out prompts to generate for",
+        help="number of held-out prompts to generate for (generations evaluator; behaviour: "
+        "eval.limit)",
     )
     add_common(p)
     p.set_defaults(func=cmd_eval)
