@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from jaxalign.cli import main
 
+GRPO = str(Path(__file__).parents[1] / "configs/train/tiny_grpo.yaml")
 BOMB = "\n".join(
     ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     + [f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]" for a, b in zip("abcdefgh", "bcdefghi")]
@@ -344,6 +346,28 @@ CASES = [
     ("generate-top-p-5", lambda t, r, f: _gen("--top-p", "5"), 2, ["--top-p: 5"]),
     ("generate-top-k-negative", lambda t, r, f: _gen("--top-k", "-3"), 2, ["--top-k: -3"]),
     ("eval-prompts-negative", lambda t, r, f: ["eval", "--prompts", "-1"], 2, ["--prompts: -1"]),
+    (
+        "train-run-dir-user-dir",
+        lambda t, r, f: ["train", "--config", GRPO, f"train.run_dir={_user_dir(t)}"],
+        1,
+        ["train.run_dir: mine is not a jaxalign run directory (it holds thesis.tex)"],
+    ),
+    (
+        "train-run-dir-user-config",
+        lambda t, r, f: (
+            ["train", "--config", GRPO, "train.run_dir=exp"]
+            if _file(t / _user_dir(t, "exp"), "config.yaml", "model: {}\n")
+            else []
+        ),
+        1,
+        ["train.run_dir: exp is not a jaxalign run directory"],
+    ),
+    (
+        "train-run-dir-dot",
+        lambda t, r, f: ["train", "--config", GRPO, "train.run_dir=."],
+        1,
+        ["train.run_dir: . is the current directory"],
+    ),
 ]
 
 

@@ -16,7 +16,12 @@ def cmd_train(args) -> int:
     """train."""
     if args.dry_run:
         return cmd_dry_run(args)
+    from pathlib import Path
+
+    from jaxalign.train.run_dir import prepare
+
     cfg = config_from(args, [])
+    prepare(Path(cfg.train.run_dir))  # a user's directory is refused before any model is built
     if cfg.train.algorithm == "grpo":
         from jaxalign.algos.grpo import train
     else:

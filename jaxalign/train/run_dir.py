@@ -107,10 +107,40 @@ def check_model(old: dict, new: dict, where: Path) -> None:
         raise ConfigError(f"{where}: the run was trained with another model ({listed})")
 
 
+# What a run directory may hold (see the module docstring; eval/ and generations.json are
+# `jaxalign eval` outputs).
+RUN_FILES = {"config.yaml", "checkpoints", "metrics.jsonl", "tensorboard", "results.json"}
+RUN_FILES |= {".lock", "eval", "generations.json"}
+
+
+def _foreign(path: Path) -> str | None:
+    """The first entry of `path` that a run directory does not hold, or None."""
+    for child in sorted(path.iterdir()):
+        if child.name.startswith(".lock.") or child.name.endswith(".tmp"):
+            continue  # the lock's and staged files' temporary names left by a killed run
+        if child.name not in RUN_FILES:
+            return child.name
+    config = path / "config.yaml"
+    if config.is_file() and not config.read_text(errors="replace").startswith("# run id "):
+        return config.name  # the user's own config file, not a saved run config
+    return None
+
+
 def prepare(path: Path) -> Path:
-    """Check that `train.run_dir` can be a directory (before anything is written)."""
+    """Check that `train.run_dir` can be a run directory (before anything is written): not a
+    file, not '.' or a parent of it, and no directory holding files a run did not write."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"train.run_dir: {path} is a file, not a directory")
+    resolved, cwd = path.resolve(), Path.cwd().resolve()
+    if not resolved.name or cwd.is_relative_to(resolved):
+        raise ConfigError(
+            f"train.run_dir: {path} is the current directory or a parent of it; pick a new path"
+        )
+    if path.is_dir() and (entry := _foreign(path)) is not None:
+        raise ConfigError(
+            f"train.run_dir: {path} is not a jaxalign run directory (it holds {entry}); "
+            "pick a new or empty directory"
+        )
     return path
 
 
