@@ -43,6 +43,7 @@ def _cfg(tmp_path, *extra):
         (json.dumps({"prompt": QUESTIONS[3][0].upper()}), "2: prompt equals a training question"),
         (json.dumps({"prompt": QUESTIONS[5][1] + "  "}), "2: prompt equals a training question"),
         ('{"prompt": "Another one?", "id": "a"}', "2: duplicate id 'a'"),
+        ('{"prompt": "fine   QUESTION?"}', "2: same prompt as line 1"),
     ],
 )
 def test_bad_prompt_file_lines_name_file_and_line(tmp_path, line, message):
@@ -60,6 +61,9 @@ def test_prompt_file_is_read_and_limited(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     got, source = prompts.load(_cfg(tmp_path, f"eval.prompts={path}", "eval.limit=3"))
     assert source == str(path) and [p.id for p in got] == ["line-1", "line-2", "line-3"]
+    asked = [{"prompt": "Same question?", "group": g} for g in ("gender=male", "gender=female")]
+    path.write_text("".join(json.dumps(r) + "\n" for r in asked))  # one prompt, two groups
+    assert len(prompts.load(_cfg(tmp_path, f"eval.prompts={path}"))[0]) == 2
     with pytest.raises(DataError, match="no such prompt file"):
         prompts.load(_cfg(tmp_path, f"eval.prompts={tmp_path / 'none.jsonl'}"))
     with pytest.raises(DataError, match=r"expected bank, heldout or a \.jsonl file"):

@@ -91,7 +91,8 @@ def _parse_line(path: Path, i: int, line: str) -> Prompt:
 
 
 def from_file(path, training: set[str], limit: int = 0) -> list[Prompt]:
-    """Prompts of a JSONL file; a bad line, duplicate id or training question is a DataError."""
+    """Prompts of a JSONL file; a bad line, repeated id or prompt, or training question is a
+    DataError."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -99,16 +100,21 @@ def from_file(path, training: set[str], limit: int = 0) -> list[Prompt]:
         raise DataError(f"{path}: no such prompt file (eval.prompts)") from None
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read: {err}") from None
-    out, ids = [], set()
+    out, ids, seen = [], set(), {}
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         prompt = _parse_line(path, i, line)
-        if normalise(prompt.text) in training:
+        key = normalise(prompt.text)
+        if key in training:
             raise DataError(f"{path}:{i}: prompt equals a training question")
         if prompt.id in ids:
             raise DataError(f"{path}:{i}: duplicate id {prompt.id!r}")
+        # A repeated prompt (for the same group) would count twice in the bootstrap CIs.
+        if (key, prompt.group) in seen:
+            raise DataError(f"{path}:{i}: same prompt as line {seen[key, prompt.group]}")
         ids.add(prompt.id)
+        seen[key, prompt.group] = i
         out.append(prompt)
     if not out:
         raise DataError(f"{path}: no prompts")
