@@ -113,17 +113,26 @@ RUN_FILES = {"config.yaml", "checkpoints", "metrics.jsonl", "tensorboard", "resu
 RUN_FILES |= {".lock", "eval", "generations.json"}
 
 
+def _is_run(path: Path) -> bool:
+    """Whether `path` holds a run's saved config (then files the user added are kept)."""
+    try:
+        with open(path / "config.yaml", encoding="utf-8", errors="replace") as f:
+            return f.readline().startswith("# run id ")
+    except OSError:
+        return False
+
+
 def _foreign(path: Path) -> str | None:
     """The first entry of `path` that a run directory does not hold, or None."""
+    if _is_run(path):
+        return None
     for child in sorted(path.iterdir()):
         if child.name.startswith(".lock.") or child.name.endswith(".tmp"):
             continue  # the lock's and staged files' temporary names left by a killed run
         if child.name not in RUN_FILES:
             return child.name
     config = path / "config.yaml"
-    if config.is_file() and not config.read_text(errors="replace").startswith("# run id "):
-        return config.name  # the user's own config file, not a saved run config
-    return None
+    return config.name if config.exists() else None  # the user's own config, not a run's
 
 
 def prepare(path: Path) -> Path:
