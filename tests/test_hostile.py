@@ -347,6 +347,27 @@ CASES = [
     ("generate-top-k-negative", lambda t, r, f: _gen("--top-k", "-3"), 2, ["--top-k: -3"]),
     ("eval-prompts-negative", lambda t, r, f: ["eval", "--prompts", "-1"], 2, ["--prompts: -1"]),
     (
+        "export-overrides-without-run-config",
+        lambda t, r, f: ["model", "export", "--out", "e", "lora.rank=8"],
+        1,
+        ["lora.rank=8: key=value overrides apply to --run-config"],
+    ),
+    (
+        "export-model-and-run-config",
+        lambda t, r, f: [
+            "model",
+            "export",
+            "--model",
+            "m",
+            "--run-config",
+            _file(t, "run.yaml", "train: {run_dir: r}\n"),
+            "--out",
+            "e",
+        ],
+        1,
+        ["--model m and --run-config run.yaml: give one of them"],
+    ),
+    (
         "train-run-dir-user-dir",
         lambda t, r, f: ["train", "--config", GRPO, f"train.run_dir={_user_dir(t)}"],
         1,
@@ -553,3 +574,18 @@ def test_staging_errors_name_the_users_path(tmp_path, monkeypatch):
         with pytest.raises(DataError) as err, stage(tmp_path / "out"):
             pass
         assert str(err.value) == f"{tmp_path / 'out'}: cannot write: Permission denied"
+
+
+def test_run_dir_check_keeps_runs_with_added_files(tmp_path):
+    from jaxalign.errors import ConfigError
+    from jaxalign.train.run_dir import prepare
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / ".results.json.x1.tmp").write_text("")  # left by a killed run
+    assert prepare(run) == run  # a run killed before it saved its config
+    (run / "notes.md").write_text("mine")
+    with pytest.raises(ConfigError, match=r"it holds notes\.md"):
+        prepare(run)
+    (run / "config.yaml").write_text("# run id 0123456789ab\nmodel: {}\n")
+    assert prepare(run) == run  # a run the user added files to still resumes

@@ -86,7 +86,15 @@ def _run_config(args):
     if not args.run_config:
         if flag:
             raise JaxalignError(f"{flag} exports a LoRA training run: give --run-config FILE")
+        if args.overrides:  # else they would be ignored and --model exported silently
+            raise JaxalignError(
+                f"{args.overrides[0]}: key=value overrides apply to --run-config; give one"
+            )
         return None
+    if args.model != "smollm2":
+        raise JaxalignError(
+            f"--model {args.model} and --run-config {args.run_config}: give one of them"
+        )
     from jaxalign.config import load_config
 
     cfg = load_config(args.run_config, args.overrides)
