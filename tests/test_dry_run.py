@@ -140,3 +140,20 @@ def test_dry_run_of_an_algorithm_without_a_planner_is_one_line(tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert err.startswith("jaxalign: error: train.algorithm=grpo: --dry-run has no memory")
     assert "\n" not in err and not (tmp_path / "run").exists()
+
+
+def test_dry_run_of_a_mesh_too_large_to_simulate_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    # A fresh process simulates devices; 100,000 ran for minutes and 4096 crashed inside XLA.
+    args = ["--config", "configs/train/tiny_cpu.yaml", "--dry-run", "train.mesh_devices=100000"]
+    done = subprocess.run(
+        [sys.executable, "-m", "jaxalign", "train", *args, f"train.run_dir={tmp_path / 'run'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and "simulates at most 2048" in done.stderr
+    assert not (tmp_path / "run").exists()

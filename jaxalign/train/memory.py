@@ -120,12 +120,23 @@ def needed_devices(train) -> int | None:
     return None if -1 in sizes else math.prod(sizes)
 
 
+# Measured on a 2-core CPU: 2048 simulated devices plan in ~30 s; 4096 fail inside XLA
+# ("Multiprocess computations aren't implemented") and 16384 ran for minutes in 2.5 GB.
+MAX_SIMULATED = 2048
+
+
 def simulate_devices(count: int | None) -> None:
     """Ask for `count` CPU devices (simulated), so a dry run can build a mesh larger than this
     machine; only possible before jax starts its backends, otherwise a no-op."""
     from jax._src import xla_bridge
 
     if count and count > 1 and not xla_bridge.backends_are_initialized():
+        if count > MAX_SIMULATED:
+            raise JaxalignError(
+                f"train.mesh_*: the mesh needs {count} devices; a dry run simulates at most "
+                f"{MAX_SIMULATED}: plan a smaller mesh with the same per-device shards (fewer "
+                "data-parallel replicas)"
+            )
         jax.config.update("jax_num_cpu_devices", count)
 
 
