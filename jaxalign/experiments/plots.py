@@ -36,7 +36,7 @@ def forest(summary: dict, dimension: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = _metrics(summary, dimension)
-    fig, ax = plt.subplots(figsize=(6, 1 + 0.4 * max(len(rows), 1)))
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.4 * max(len(rows), 1)))
     for y, row in enumerate(rows):
         if row["reduction"] is None:
             continue
@@ -46,6 +46,7 @@ def forest(summary: dict, dimension: str, path: Path) -> None:
         ax.plot([row["reduction"]], [y], "o", color="C0")
     ax.axvline(0.0, color="0.6", lw=0.8)
     ax.set_yticks(range(len(rows)), [f"{r['condition']} ({r['scorer']})" for r in rows])
+    ax.invert_yaxis()  # first condition on top, as in the tables
     ax.set_xlabel(f"{dimension}: improvement (tuned vs base)")
     if not rows:
         _empty(ax, "no finished cells")
@@ -108,11 +109,12 @@ def seed_spread(summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [c for c in summary["conditions"] if c.get("group") == "all" and c.get("seed_diffs")]
-    fig, ax = plt.subplots(figsize=(6, 1 + 0.35 * max(len(rows), 1)))
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.35 * max(len(rows), 1)))
     for y, row in enumerate(rows):
         xs = [d for d in row["seed_diffs"] if d is not None]
         ax.plot(xs, [y] * len(xs), "o", color="C1", alpha=0.7)
     ax.set_yticks(range(len(rows)), [f"{r['condition']}: {r['scorer']}" for r in rows])
+    ax.invert_yaxis()
     ax.set_xlabel("tuned - base, one point per seed")
     if not rows:
         _empty(ax, "no finished cells")

@@ -1,7 +1,7 @@
 """Evaluation results in one form for the report, whichever evaluator produced them.
 
-A record: {dimension, scorer, group, base_mean, tuned_mean, diff, ci_low, ci_high, p, p_adj,
-effect_size, n_prompts}; unknown numbers are None. `jaxalign.eval.behaviour.evaluate_run`'s
+A record: {dimension, scorer, group, lower_is_better, base_mean, tuned_mean, diff, ci_low,
+ci_high, p, p_adj, effect_size, n_prompts}; unknown numbers are None. `jaxalign.eval.behaviour.evaluate_run`'s
 results.json (docs/EVALUATION.md) maps field for field; the older registry evaluators give
 base and tuned numbers only (no intervals).
 """
@@ -14,7 +14,10 @@ from typing import Any
 FIELDS = ("base_mean", "tuned_mean", "diff", "ci_low", "ci_high", "p", "p_adj", "effect_size")
 LOWER_IS_BETTER = ("toxicity", "stereotypical_bias")
 # Registry metrics that measure a dimension: metric -> (dimension, scorer).
-KNOWN = {"offensiveness_mean": ("toxicity", "offensiveness")}
+KNOWN = {
+    "offensiveness_mean": ("toxicity", "offensiveness"),
+    "reply_words_mean": ("quality", "words"),
+}
 
 
 def _number(value: Any) -> float | None:
@@ -32,6 +35,8 @@ def _record(dimension: str, scorer: str, group: str, values: dict) -> dict:
     """One normalised record."""
     out = {"dimension": dimension, "scorer": scorer, "group": group}
     out.update({k: _number(values.get(k)) for k in FIELDS})
+    lower = values.get("lower_is_better")
+    out["lower_is_better"] = lower if isinstance(lower, bool) else dimension in LOWER_IS_BETTER
     if out["diff"] is None and None not in (out["base_mean"], out["tuned_mean"]):
         out["diff"] = round(out["tuned_mean"] - out["base_mean"], 6)
     n = values.get("n_prompts")
@@ -78,7 +83,7 @@ def reduction(record: dict) -> float | None:
     diff = record.get("diff")
     if diff is None:
         return None
-    return -diff if record["dimension"] in LOWER_IS_BETTER else diff
+    return -diff if _lower(record) else diff
 
 
 def reduction_ci(record: dict) -> tuple[float | None, float | None]:
@@ -86,4 +91,10 @@ def reduction_ci(record: dict) -> tuple[float | None, float | None]:
     lo, hi = record.get("ci_low"), record.get("ci_high")
     if lo is None or hi is None:
         return None, None
-    return (-hi, -lo) if record["dimension"] in LOWER_IS_BETTER else (lo, hi)
+    return (-hi, -lo) if _lower(record) else (lo, hi)
+
+
+def _lower(record: dict) -> bool:
+    """Whether lower is better for a record's scorer (the evaluator says; else by dimension)."""
+    lower = record.get("lower_is_better")
+    return lower if isinstance(lower, bool) else record["dimension"] in LOWER_IS_BETTER

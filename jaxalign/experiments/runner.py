@@ -48,6 +48,10 @@ class Context:
     upstream: dict[str, dict]  # earlier stages' done records, by stage name
     root: Path
 
+    def path(self, stage: str) -> Path:
+        """The absolute directory of an earlier stage."""
+        return (self.root / self.upstream[stage]["dir"]).resolve()
+
 
 @dataclass
 class Runner:
@@ -150,7 +154,9 @@ class Runner:
         write_json(_started(where), {"stage": stage.name, "key": key})
         where.mkdir(parents=True, exist_ok=True)
         output = stage.run(Context(cell, where, upstream, self.root))
-        record = {"stage": stage.name, "key": key, "output": output, "dir": str(where)}
+        # Relative to ROOT, so a root may be moved or mounted elsewhere (Context.path).
+        rel = where.relative_to(self.root).as_posix()
+        record = {"stage": stage.name, "key": key, "output": output, "dir": rel}
         write_json(_done(where), record)
         return record
 

@@ -25,13 +25,28 @@ Trainer = Callable[[Config], dict]
 def physical(cell: Cell, ctx: Context) -> Config:
     """The cell's config with the runner's paths for its prefs file and run directory."""
     cfg = cell.config
-    prefs = Path(ctx.upstream["prefs"]["dir"]) / "prefs.jsonl"
-    run_dir = Path(ctx.upstream["train"]["dir"]) if "train" in ctx.upstream else ctx.dir
+    prefs = ctx.path("prefs") / "prefs.jsonl"
+    run_dir = ctx.path("train") if "train" in ctx.upstream else ctx.dir.resolve()
     return dataclasses.replace(
         cfg,
         data=dataclasses.replace(cfg.data, prefs=str(prefs)),
         train=dataclasses.replace(cfg.train, run_dir=str(run_dir)),
+        eval=_eval_section(cfg.eval, cell.eval_args, ctx.root),
     )
+
+
+def _eval_section(section, args: dict, root: Path):
+    """The mode's evaluation size, and base generations and judges cached once for all cells
+    (for an eval section that has these keys: jaxalign.eval.behaviour's)."""
+    names = {f.name for f in dataclasses.fields(section)}
+    changes = {}
+    if "cache_dir" in names and not section.cache_dir:
+        changes["cache_dir"] = str((root / "_shared" / "eval-cache").resolve())
+    if "limit" in names and "prompts" in args:
+        changes["limit"] = args["prompts"]
+    if "max_new_tokens" in names and "max_new_tokens" in args:
+        changes["max_new_tokens"] = args["max_new_tokens"]
+    return dataclasses.replace(section, **changes)
 
 
 def _upstream(record: dict) -> dict:
@@ -68,7 +83,7 @@ def _prefs(ctx: Context) -> str:
     from jaxalign.prefs.build import build_prefs
 
     cfg = ctx.cell.config
-    ratings = Path(ctx.upstream["survey"]["dir"]) / "data" / "ratings.parquet"
+    ratings = ctx.path("survey") / "data" / "ratings.parquet"
     manifest = build_prefs(ratings, ctx.dir / "prefs.jsonl", cfg.prefs, cfg.ratings, True)
     return manifest["output"]["sha256"]
 
@@ -111,19 +126,21 @@ def evaluator_name() -> str:
 
 def _eval(ctx: Context) -> str:
     """Evaluate the trained run; DIR/records.json holds the results in the report's form."""
+    from jaxalign.eval.registry import EvalRun, check, run_all
+
     cfg = physical(ctx.cell, ctx)
+    check(cfg.eval.evaluators)
+    others = list(cfg.eval.evaluators)
+    records = []
     if evaluator_name() == "behaviour":
         from jaxalign.eval.behaviour import evaluate_run
 
         path = Path(evaluate_run(cfg))
-        records = from_results(json.loads(path.read_text(encoding="utf-8")))
-    else:
-        from jaxalign.eval.registry import EvalRun, check, run_all
-
-        check(cfg.eval.evaluators)
-        found = run_all(EvalRun(cfg, **ctx.cell.eval_args), cfg.eval.evaluators)
-        records = from_comparisons(found)
-    write_json(ctx.dir / "records.json", records)
+        records += from_results(json.loads(path.read_text(encoding="utf-8")))["records"]
+        others = [n for n in others if n not in ("behaviour", "generations")]
+    found = run_all(EvalRun(cfg, **ctx.cell.eval_args), others) if others else []
+    records += from_comparisons(found)["records"]
+    write_json(ctx.dir / "records.json", {"evaluator": evaluator_name(), "records": records})
     return sha256_file(ctx.dir / "records.json")
 
 
