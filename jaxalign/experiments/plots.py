@@ -81,6 +81,9 @@ def group_matrix(summary: dict, dimension: str, path: Path) -> None:
     recs = [
         (c["trained_on"], r) for c in cells for r in c["records"] if r["dimension"] == dimension
     ]
+    scorers = sorted({r["scorer"] for _, r in recs})
+    primary = "judge" if "judge" in scorers else (scorers or [""])[0]  # one scorer per matrix
+    recs = [(t, r) for t, r in recs if r["scorer"] == primary]
     rows = sorted({t for t, _ in recs})
     cols = sorted({r["group"] for _, r in recs})
     grid = np.full((len(rows), len(cols)), np.nan)
@@ -97,7 +100,7 @@ def group_matrix(summary: dict, dimension: str, path: Path) -> None:
         fig.colorbar(image, ax=ax, label="tuned - base")
         ax.set_xticks(range(len(cols)), cols, rotation=20, ha="right")
         ax.set_yticks(range(len(rows)), rows)
-        ax.set_xlabel("judge group")
+        ax.set_xlabel(f"judge group ({primary})")
         ax.set_ylabel("trained on")
     else:
         _empty(ax, "no finished cells")
