@@ -107,13 +107,21 @@ def cmd_status(args) -> int:
 
 
 def _use_compile_cache(root: Path) -> None:
-    """Share compiled XLA programs between cells and runs (cells differ in data, not shapes)."""
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    """Share compiled XLA programs between cells and runs (cells differ in data, not shapes).
+
+    Through the environment while jax is not imported yet, so a run whose every stage is done
+    never imports it.
+    """
+    path = str((root / "_shared" / "jax-cache").resolve())
+    if "jax" not in sys.modules:
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", path)
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
         return
     import jax
 
-    jax.config.update("jax_compilation_cache_dir", str((root / "_shared" / "jax-cache").resolve()))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def cmd_run(args) -> int:
