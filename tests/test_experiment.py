@@ -37,7 +37,9 @@ def write_exp(tmp_path: Path, text: str = EXP, name: str = "exp.yaml") -> Path:
     return path
 
 
-def fake_stages(calls: list, fail_on: str = "", interrupt_on: str = "") -> list[Stage]:
+def fake_stages(
+    calls: list, fail_on: str = "", interrupt_on: str = "", interrupt_stage: str = "train"
+) -> list[Stage]:
     """shared 'survey' -> per-cell 'train' -> 'eval' writing records.json; `calls` logs runs."""
 
     def survey(ctx):
@@ -49,12 +51,14 @@ def fake_stages(calls: list, fail_on: str = "", interrupt_on: str = "") -> list[
         calls.append(("train", ctx.cell.id))
         if fail_on and fail_on in ctx.cell.condition:
             raise ValueError(f"boom in {ctx.cell.condition}")
-        if interrupt_on and interrupt_on in ctx.cell.condition:
+        if interrupt_stage == "train" and interrupt_on and interrupt_on in ctx.cell.condition:
             raise KeyboardInterrupt
         return f"t-{ctx.cell.id}"
 
     def evaluate(ctx):
         calls.append(("eval", ctx.cell.id))
+        if interrupt_stage == "eval" and interrupt_on and interrupt_on in ctx.cell.condition:
+            raise KeyboardInterrupt
         scale = ctx.cell.config.prefs.scale
         diff = -0.1 * scale - 0.01 * ctx.cell.seed
         rec = {"dimension": "toxicity", "scorer": "judge", "group": "all", "base_mean": 1.0}
@@ -135,16 +139,21 @@ def test_done_stages_are_skipped_and_shared_stages_run_once(tmp_path):
     assert status["stages"]["train"]["action"] == "skipped"
 
 
-def test_a_run_killed_between_stages_resumes(tmp_path):
+@pytest.mark.parametrize(
+    ("where", "after"), [("train", ["skipped", "ran", "ran"]), ("eval", ["skipped"] * 2 + ["ran"])]
+)
+def test_a_run_killed_between_stages_resumes(tmp_path, where, after):
     cells = expand(load_experiment(write_exp(tmp_path)), "smoke")[:1]
     calls: list = []
+    stages = fake_stages(calls, interrupt_on=cells[0].condition, interrupt_stage=where)
     with pytest.raises(KeyboardInterrupt):
-        runner_for(tmp_path, fake_stages(calls, interrupt_on=cells[0].condition)).run(cells)
-    assert ("eval", cells[0].id) not in calls
+        runner_for(tmp_path, stages).run(cells)
+    assert calls[-1] == (where, cells[0].id)
     calls.clear()
     (status,) = runner_for(tmp_path, fake_stages(calls)).run(cells)
     assert status["status"] == "done"
-    assert [a["action"] for a in status["stages"].values()] == ["skipped", "ran", "ran"]
+    assert [a["action"] for a in status["stages"].values()] == after
+    assert calls[0] == (where, cells[0].id)
     assert not (tmp_path / "root" / "fake" / "cells" / f"{cells[0].id}.lock").exists()
 
 
@@ -241,3 +250,54 @@ def test_report_is_byte_identical_for_identical_inputs(tmp_path):
     (comp,) = summary["comparisons"]
     # reductions: scale 5 -> 0.505 (mean over seeds), scale 2 -> 0.205; (0.505/0.205 - 1) = 146%
     assert comp["status"] == "ok" and comp["greater_pct"] == pytest.approx(146.34, abs=0.01)
+
+
+def test_results_of_the_behaviour_evaluator_are_read_field_for_field():
+    from jaxalign.experiments.records import from_results, reduction, reduction_ci
+
+    row = {"dimension": "toxicity", "scorer": "judge", "group": "gender=female"}
+    row.update(base_mean=0.5, tuned_mean=0.4, diff=-0.1, ci_low=-0.15, ci_high=-0.05)
+    row.update(p=0.01, p_adj=0.03, effect_size=-0.8, n_prompts=120, lower_is_better=True)
+    words = {"dimension": "quality", "scorer": "words", "group": "all", "diff": 3.0}
+    words["lower_is_better"] = False
+    (judge, quality) = sorted(
+        from_results({"records": [row, words]})["records"], key=lambda r: r["scorer"]
+    )
+    assert judge["group"] == "gender=female" and judge["n_prompts"] == 120
+    assert reduction(judge) == pytest.approx(0.1)
+    assert reduction_ci(judge) == (0.05, 0.15)
+    assert reduction(quality) == 3.0  # the evaluator's direction wins over the dimension's
+
+
+def test_greater_reduction_is_undefined_when_b_reduction_covers_zero(tmp_path):
+    from jaxalign.experiments.report import comparison_rows
+
+    exp = load_experiment(write_exp(tmp_path))
+    agg = {"dimension": "toxicity", "scorer": "judge", "group": "all"}
+    conds = [
+        {**agg, "condition": "prefs.scale=5", "reduction": 0.3, "reduction_ci": [0.2, 0.4]},
+        {**agg, "condition": "prefs.scale=2", "reduction": 0.05, "reduction_ci": [-0.01, 0.11]},
+    ]
+    (row,) = comparison_rows(exp, conds)
+    assert row["status"] == "undefined" and row["greater_pct"] is None
+    assert row["difference"] == pytest.approx(0.25) and "a - b = +0.2500" in row["ours"]
+    conds[1]["reduction_ci"] = [0.01, 0.09]
+    (row,) = comparison_rows(exp, conds)
+    assert row["status"] == "ok" and row["greater_pct"] == pytest.approx(500.0)
+
+
+def test_real_stages_point_the_config_at_the_runner_paths(tmp_path):
+    from jaxalign.experiments.runner import Context
+    from jaxalign.experiments.stages import physical
+
+    (cell,) = expand(load_experiment(write_exp(tmp_path)), "smoke")[:1]
+    assert cell.config.train.run_dir == "<cell>/train"  # ids never depend on where runs live
+    up = {"prefs": {"dir": "_shared/prefs-abc"}}
+    cfg = physical(
+        cell, Context(cell, tmp_path / "r" / "cells" / cell.id / "train", up, tmp_path / "r")
+    )
+    assert cfg.data.prefs == str(
+        (tmp_path / "r" / "_shared" / "prefs-abc" / "prefs.jsonl").resolve()
+    )
+    assert cfg.train.run_dir == str((tmp_path / "r" / "cells" / cell.id / "train").resolve())
+    assert cfg.prefs == cell.config.prefs and cfg.optim == cell.config.optim
