@@ -301,3 +301,34 @@ def test_real_stages_point_the_config_at_the_runner_paths(tmp_path):
     )
     assert cfg.train.run_dir == str((tmp_path / "r" / "cells" / cell.id / "train").resolve())
     assert cfg.prefs == cell.config.prefs and cfg.optim == cell.config.optim
+
+
+def _generations(path: Path, base: list[float], tuned: list[float]) -> None:
+    """A behaviour evaluator's generations.jsonl: one greedy reply per prompt and model."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for model, values in (("base", base), ("tuned", tuned)):
+        for i, v in enumerate(values):
+            row = {"prompt_id": f"p{i:02d}", "model": model, "decoding": "greedy"}
+            rows.append({**row, "scores": {"judge/toxicity/all": v}})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_comparisons_use_paired_bootstrap_when_per_prompt_scores_exist(tmp_path):
+    stats = pytest.importorskip("jaxalign.eval.stats")
+    from jaxalign.experiments.paired import GENERATIONS, greater_reduction
+
+    rng = __import__("numpy").random.default_rng(0)
+    base = list(rng.uniform(0.4, 0.6, 40))
+    a = [x - 0.2 + rng.normal(0, 0.02) for x in base]
+    b = [x - 0.1 + rng.normal(0, 0.02) for x in base]
+    _generations(tmp_path / "a" / GENERATIONS, base, a)
+    _generations(tmp_path / "b" / GENERATIONS, base, b)
+    found = greater_reduction([tmp_path / "a"], [tmp_path / "b"], "judge/toxicity/all", True)
+    assert found["defined"] and 60 < found["pct"] < 140  # truth: 0.2 / 0.1 - 1 = 100%
+    direct = stats.greater_reduction(base, a, b, lower_is_better=True, seed=0)
+    assert found["pct"] == pytest.approx(direct["pct"])
+    # A missing file or another prompt set is no paired design: the report falls back.
+    assert greater_reduction([tmp_path / "a"], [tmp_path / "c"], "judge/toxicity/all", True) is None
+    _generations(tmp_path / "d" / GENERATIONS, base[:-1], b[:-1])
+    assert greater_reduction([tmp_path / "a"], [tmp_path / "d"], "judge/toxicity/all", True) is None

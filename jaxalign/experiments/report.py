@@ -111,8 +111,12 @@ def _pick(conds: list[dict], name: str, comp: Compare) -> dict | None:
     return matches[0] if matches else None
 
 
-def comparison_rows(exp: Experiment, conds: list[dict]) -> list[dict]:
-    """Each comparison: our reductions for a and b and 'X% greater', beside the paper's figure."""
+def comparison_rows(exp: Experiment, conds: list[dict], paired=None) -> list[dict]:
+    """Each comparison: our reductions for a and b and 'X% greater', beside the paper's figure.
+
+    `paired(comp, scorer)` may return stats.greater_reduction's result from per-prompt scores;
+    otherwise the per-condition aggregates are compared.
+    """
     out = []
     for comp in exp.compare:
         a, b = _pick(conds, comp.a, comp), _pick(conds, comp.b, comp)
@@ -123,6 +127,11 @@ def comparison_rows(exp: Experiment, conds: list[dict]) -> list[dict]:
             row.update(ours="missing (a condition has no finished cell)", status="missing")
             out.append(row)
             continue
+        found = paired(comp, row["scorer"]) if paired else None
+        if found:
+            out.append(_paired_row(row, found))
+            continue
+        row["method"] = "condition means"
         ra, rb = a["reduction"], b["reduction"]
         row.update(reduction_a=ra, reduction_b=rb, difference=_r(ra - rb))
         ci_b = b["reduction_ci"]
@@ -142,6 +151,46 @@ def comparison_rows(exp: Experiment, conds: list[dict]) -> list[dict]:
     return out
 
 
+def _paired_row(row: dict, found: dict) -> dict:
+    """A comparison from stats.greater_reduction (shared prompt resamples)."""
+    row = {**row, "method": "paired bootstrap over prompts"}
+    ra, rb, diff = found["reduction_a"], found["reduction_b"], found["difference"]
+    row.update(reduction_a=_r(ra), reduction_b=_r(rb), difference=_r(diff))
+    row["difference_ci"] = [_r(x) for x in found["difference_ci"]]
+    lo, hi = row["difference_ci"]
+    if not found["defined"]:
+        row.update(status="undefined", greater_pct=None)
+        row["ours"] = f"undefined (b's reduction CI covers 0); a - b = {diff:+.4f} [{lo}, {hi}]"
+        return row
+    pct, (plo, phi) = found["pct"], found["pct_ci"]
+    row.update(status="ok", greater_pct=_r(pct, 2), greater_pct_ci=[_r(plo, 2), _r(phi, 2)])
+    row["ours"] = (
+        f"{pct:+.1f}% greater reduction [{plo:+.1f}, {phi:+.1f}] (a {ra:+.4f}, b {rb:+.4f})"
+    )
+    return row
+
+
+def _paired_for(runner: Runner, cells: list[Cell], rows: list[dict]):
+    """The `paired` hook of comparison_rows for this experiment's finished cells."""
+    from jaxalign.experiments.paired import greater_reduction
+    from jaxalign.experiments.records import LOWER_IS_BETTER
+
+    done = {r["id"] for r in rows if r["status"] == "done"}
+
+    def dirs(condition: str) -> list[Path]:
+        """Finished cells of a condition, by seed."""
+        found = [c for c in cells if c.condition == condition and c.id in done]
+        return [runner.cell_dir(c) for c in sorted(found, key=lambda c: c.seed)]
+
+    def paired(comp: Compare, scorer: str) -> dict | None:
+        """greater_reduction on the judge's (or scorer's) per-prompt scores."""
+        key = f"{scorer}/{comp.dimension}/{comp.group}"
+        lower = comp.dimension in LOWER_IS_BETTER
+        return greater_reduction(dirs(comp.a), dirs(comp.b), key, lower)
+
+    return paired
+
+
 def build_summary(exp: Experiment, mode: str, runner: Runner, cells: list[Cell]) -> dict:
     """The whole report as one JSON-able mapping."""
     order = [label for label, _ in exp.conditions()]
@@ -155,7 +204,7 @@ def build_summary(exp: Experiment, mode: str, runner: Runner, cells: list[Cell])
         "notes": exp.notes,
         "cells": rows,
         "conditions": conds,
-        "comparisons": comparison_rows(exp, conds),
+        "comparisons": comparison_rows(exp, conds, _paired_for(runner, cells, rows)),
         "missing": [
             f"{r['condition']}/seed{r['seed']}: {r['status']}"
             for r in rows
@@ -186,7 +235,7 @@ def tables(summary: dict) -> dict[str, str]:
     cond_cols = ["condition", "dimension", "scorer", "group", "base_mean", "diff", "seed_sd"]
     cond_cols += ["reduction"]
     comp_cols = ["name", "dimension", "scorer", "a", "b", "reduction_a", "reduction_b"]
-    comp_cols += ["difference", "greater_pct", "status", "paper"]
+    comp_cols += ["difference", "greater_pct", "status", "method", "paper"]
     return {
         "cells.csv": _csv(flat, cell_cols),
         "conditions.csv": _csv(summary["conditions"], cond_cols),
