@@ -205,6 +205,8 @@ def test_stale_locks_are_taken_over_and_live_ones_respected(tmp_path):
         pass
     old_elsewhere = {**live_elsewhere, "time": time.time() - 7 * 3600}
     path.write_text(json.dumps(old_elsewhere))
+    assert not locks.try_acquire(path)  # the file was touched just now (a heartbeat)
+    os.utime(path, (time.time() - 7 * 3600,) * 2)  # a node that died hours ago
     with locks.lock(path, wait=False):
         assert json.loads(path.read_text())["host"] == here
     assert not path.exists()
@@ -332,3 +334,12 @@ def test_comparisons_use_paired_bootstrap_when_per_prompt_scores_exist(tmp_path)
     assert greater_reduction([tmp_path / "a"], [tmp_path / "c"], "judge/toxicity/all", True) is None
     _generations(tmp_path / "d" / GENERATIONS, base[:-1], b[:-1])
     assert greater_reduction([tmp_path / "a"], [tmp_path / "d"], "judge/toxicity/all", True) is None
+
+
+def test_a_held_lock_stays_fresh_through_its_heartbeat(tmp_path):
+    path = tmp_path / "cell.lock"
+    with locks.lock(path, stale_after=0.5):
+        time.sleep(1.0)  # twice the staleness age, but the heartbeat keeps touching the file
+        assert not locks.is_stale(path, stale_after=0.5)
+        assert not locks.try_acquire(path, stale_after=0.5)
+    assert not path.exists()

@@ -1,7 +1,8 @@
 """Lock files safe on a shared filesystem (NFS, Lustre): O_EXCL create, stale-lock takeover.
 
-A lock file holds its owner's host, pid and start time. It is stale when its owner ran on this
-host and that pid is gone, or when it is older than `stale_after` seconds (a node that died).
+A lock file holds its owner's host, pid and start time; while held, a heartbeat thread touches
+it every `stale_after / 10` seconds. It is stale when its owner ran on this host and that pid is
+gone, or when it has not been touched for `stale_after` seconds (a node that died).
 A stale lock is taken over by renaming it to a unique name first: rename is atomic, so of
 several processes that found it stale exactly one wins and the others wait on the new lock.
 """
@@ -12,6 +13,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -47,6 +49,7 @@ def is_stale(path: Path, stale_after: float = STALE_AFTER_S, now: float | None =
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
         host, pid, started = str(info["host"]), int(info["pid"]), float(info["time"])
+        started = max(started, path.stat().st_mtime)  # the owner's heartbeat touches the file
     except FileNotFoundError:
         return False
     except (OSError, ValueError, KeyError, TypeError):
@@ -102,10 +105,22 @@ def lock(
         if not wait:
             raise LockBusy(f"{path}: held by another process ({_describe(path)})")
         time.sleep(poll_s)
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(path, stop, stale_after / 10), daemon=True)
+    beat.start()
     try:
         yield path
     finally:
+        stop.set()
+        beat.join()
         path.unlink(missing_ok=True)
+
+
+def _heartbeat(path: Path, stop: threading.Event, every: float) -> None:
+    """Touch the lock while it is held, so a long stage on another node is never judged stale."""
+    while not stop.wait(every):
+        with contextlib.suppress(OSError):
+            os.utime(path)
 
 
 def _describe(path: Path) -> str:

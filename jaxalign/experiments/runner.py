@@ -97,7 +97,8 @@ class Runner:
         if reason:
             return self._finish(cell, {**status, "status": "blocked", "error": reason})
         try:
-            with lock(self.cell_dir(cell).with_suffix(".lock"), wait=False):
+            cell_lock = self.cell_dir(cell).with_suffix(".lock")
+            with lock(cell_lock, wait=False, stale_after=self.stale_after):
                 self._write_cell(cell)
                 self._stages(cell, status)
         except LockBusy as err:
