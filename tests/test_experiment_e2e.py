@@ -13,9 +13,15 @@ REPO = Path(__file__).resolve().parent.parent
 SCALE = str(REPO / "configs" / "experiments" / "scale.yaml")
 
 
+# The test session fakes 8 CPU devices (conftest); the registry's generations evaluator cannot
+# sample from parameters sharded over several devices, so cells use one, as on a laptop.
+ONE_DEVICE = "train.mesh_devices=1"
+
+
 def experiment(action: str, root: Path, *extra: str) -> int:
-    """`jaxalign experiment ACTION scale.yaml --mode smoke --root ROOT ...`."""
-    return main(["experiment", action, SCALE, "--mode", "smoke", "--root", str(root), *extra])
+    """`jaxalign experiment ACTION scale.yaml --mode smoke --root ROOT ... k=v`."""
+    args = ["experiment", action, SCALE, "--mode", "smoke", "--root", str(root), *extra]
+    return main([*args, ONE_DEVICE])
 
 
 def report_files(root: Path) -> dict[str, bytes]:
