@@ -203,3 +203,18 @@ def test_bad_reward_group_is_refused_before_reading(tmp_path):
     with pytest.raises(ConfigError, match=r"^reward\.groups\[1\]: group 'sex=male': unknown attr"):
         rewards.train(tmp_path / "none.csv", tmp_path / "m", cfg)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_kernel_space_cv_matches_refitting_each_fold():
+    from scipy import sparse
+
+    from jaxalign.rewards.ridge import _dual, fit, predict
+
+    rng = np.random.default_rng(0)
+    X = sparse.random(40, 300, density=0.05, random_state=1, format="csr")
+    y, w = rng.normal(size=40), rng.uniform(0.5, 2.0, 40)
+    tr, te = np.arange(30), np.arange(30, 40)
+    K = (X @ X.T).toarray()
+    for alpha, (t, b) in zip((0.1, 3.0), _dual(K[np.ix_(tr, tr)], y[tr], w[tr], (0.1, 3.0))):
+        primal = predict(X[te], fit(X[tr], y[tr], w[tr], alpha))
+        np.testing.assert_allclose(K[np.ix_(te, tr)] @ t + b, primal, rtol=1e-9, atol=1e-9)

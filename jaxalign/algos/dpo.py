@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 import jax
 from flax import nnx
@@ -27,9 +29,11 @@ from jaxalign.data.preferences import (
 )
 from jaxalign.data.records import read_split
 from jaxalign.errors import JaxalignError
+from jaxalign.models.lora import adapter_count, apply_lora, split_lora
 from jaxalign.models.spec import build_model
 from jaxalign.sharding import make_mesh
 from jaxalign.train.dpo import (
+    Adapters,
     frozen_reference,
     make_logps_fn,
     make_train_step,
@@ -87,10 +91,14 @@ def encode_splits(cfg: DPORun, tokenizer) -> dict:
 
 
 def references(cfg: DPORun, enc: dict, model, params, logps_fn, mesh, pad: int):
-    """(reference params for the in-step reference | None, cached reference log-probs per split)."""
+    """(reference params for the in-step reference | None, cached reference log-probs per split).
+
+    `params` are the base model's (with LoRA: the frozen base itself, adapters off).
+    """
     kind = reference_kind(cfg.dpo)
     if kind == "model":
-        ref_params = frozen_reference(params, model.dtype)
+        # LoRA never updates the base, so it is its own reference: no copy.
+        ref_params = params if cfg.lora.enabled else frozen_reference(params, model.dtype)
         # held-out rewards need the reference too (else base accuracy reads 0.0, not 0.5)
         val = dpo_eval.all_logps(
             ref_params, enc["validation"], logps_fn, cfg, mesh, pad, "reference validation"
@@ -122,7 +130,9 @@ def batches(cfg: DPORun, train: Encoded, mesh, pad: int, ref_logps):
 def describer(cfg: DPORun, model):
     """batch -> its tokens and FLOPs (FLOPs per batch shape computed once: it walks every param)."""
     flops_of = functools.cache(
-        lambda rows, seq: dpo_eval.step_flops(model, rows, seq, reference_kind(cfg.dpo) == "model")
+        lambda rows, seq: dpo_eval.step_flops(
+            model, rows, seq, reference_kind(cfg.dpo) == "model", cfg.lora.enabled
+        )
     )
 
     def describe(host: dict) -> dict:
@@ -144,6 +154,44 @@ def extras_of(cfg: DPORun, train: Encoded):
     }
 
 
+@dataclass
+class Parts:
+    """What a run trains (`params` with `graphdef`) and what stays frozen.
+
+    Full fine-tuning: everything is trained, nothing frozen. LoRA: the adapters are trained,
+    `frozen` is the base (a step input, never donated), `base` is that same base.
+    """
+
+    graphdef: Any
+    params: Any
+    base_graphdef: Any
+    base: Any
+    frozen: Any = None
+    adapters: Adapters | None = None
+
+
+def trainable(cfg: DPORun, model) -> Parts:
+    """Split `model` into trained and frozen parts, adding LoRA adapters when configured."""
+    base_graphdef, base = nnx.split(model)
+    if not apply_lora(model, cfg.lora):
+        return Parts(base_graphdef, base, base_graphdef, base)
+    graphdef, adapters, frozen = split_lora(model)
+    log.info(
+        "LoRA rank %d on %s: training %d adapter parameters; the base stays frozen",
+        cfg.lora.rank,
+        ",".join(cfg.lora.targets),
+        adapter_count(adapters),
+    )
+    return Parts(
+        graphdef,
+        adapters,
+        base_graphdef,
+        frozen,
+        frozen,
+        Adapters(base_graphdef, cfg.lora.seed, cfg.lora.dropout),
+    )
+
+
 def setup(cfg: DPORun) -> Algorithm:
     """Everything a DPO run needs, validated, before anything is written to the run directory."""
     if not cfg.data.prefs:
@@ -155,15 +203,20 @@ def setup(cfg: DPORun) -> Algorithm:
     model, tokenizer = build_model(cfg.model, mesh)
     pad = pad_id(tokenizer)
     enc = encode_splits(cfg, tokenizer)
-    graphdef, params = nnx.split(model)
-    logps_fn = make_logps_fn(graphdef, cfg.dpo.logprob_chunk, cfg.data)
-    ref_params, cache = references(cfg, enc, model, params, logps_fn, mesh, pad)
+    parts = trainable(cfg, model)
+    ref_logps_fn = make_logps_fn(parts.base_graphdef, cfg.dpo.logprob_chunk, cfg.data)
+    ref_params, cache = references(cfg, enc, model, parts.base, ref_logps_fn, mesh, pad)
+    logps_fn = (
+        make_logps_fn(parts.graphdef, cfg.dpo.logprob_chunk, cfg.data, parts.frozen)
+        if parts.adapters
+        else ref_logps_fn
+    )
     tx = make_optimizer(cfg.optim, update_count(cfg.optim, cfg.train.steps))
-    state, shardings = init_state(params, tx, mesh)
-    step_fn = make_train_step(graphdef, tx, cfg.dpo, cfg.data, shardings)
+    state, shardings = init_state(parts.params, tx, mesh)
+    step_fn = make_train_step(parts.graphdef, tx, cfg.dpo, cfg.data, shardings, parts.adapters)
     return Algorithm(
         state=state,
-        step=lambda s, host: step_fn(s, ref_params, dpo_eval._put(mesh, host)),
+        step=lambda s, host: step_fn(s, ref_params, dpo_eval._put(mesh, host), parts.frozen),
         batches=batches(cfg, enc["train"], mesh, pad, cache["train"]),
         evaluate=lambda p: dpo_eval.evaluate(
             p, enc["validation"], cache["validation"], logps_fn, cfg, mesh, pad

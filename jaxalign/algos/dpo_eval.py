@@ -142,19 +142,22 @@ def _agreement(chosen: np.ndarray, rejected: np.ndarray, weights: np.ndarray) ->
     return float(np.average(hits, weights=weights))
 
 
-def step_flops(model, rows: int, seq: int, reference_in_step: bool) -> dict[str, float]:
+def step_flops(
+    model, rows: int, seq: int, reference_in_step: bool, frozen_base: bool = False
+) -> dict[str, float]:
     """FLOPs of one DPO step on a batch of `rows` rows of `seq` tokens, by part.
 
-    Policy forward + backward 6 N per token, reference forward 2 N per token (when it runs in
-    the step), causal attention 12 L d T^2 / 2 per row for forward + backward (a third of that
-    for the reference forward). Padding tokens count: they are computed.
+    Policy forward + backward 6 N per token (4 N with a frozen LoRA base: no weight
+    gradients; the adapters' own FLOPs are negligible), reference forward 2 N per token (when
+    it runs in the step), causal attention 12 L d T^2 / 2 per row for forward + backward (a
+    third of that for the reference forward). Padding tokens count: they are computed.
     """
     n = sum(int(np.prod(p.get_value().shape)) for _, p, _, _ in param_table(model))
     cfg = model.config
     tokens = rows * seq
     attention = 12 * cfg.num_layers * cfg.num_heads * cfg.head_dim * seq * seq / 2 * rows
     parts = {
-        "policy": 6.0 * n * tokens,
+        "policy": (4.0 if frozen_base else 6.0) * n * tokens,
         "attention": attention + (attention / 3 if reference_in_step else 0.0),
         "reference": 2.0 * n * tokens if reference_in_step else 0.0,
     }

@@ -7,10 +7,11 @@ from jaxalign.cli.common import EPILOG, add_common, add_parser, config_from
 
 def cmd_config_show(args) -> int:
     """config show."""
-    from jaxalign.config import DPORun, config_hash, dump, project
+    from jaxalign.config import DPORun, GRPORun, config_hash, dump, project
 
     cfg = config_from(args, [])
-    print(f"# config hash: {config_hash(cfg)}; train run id: {config_hash(project(cfg, DPORun))}")
+    root = GRPORun if cfg.train.algorithm == "grpo" else DPORun
+    print(f"# config hash: {config_hash(cfg)}; train run id: {config_hash(project(cfg, root))}")
     print(dump(cfg), end="")
     return 0
 

@@ -49,32 +49,65 @@ def cmd_model_export(args) -> int:
     from jaxalign.io import check_output
 
     check_output(args.out, "model export", inputs=_export_inputs(args), overwrite=args.overwrite)
+    cfg = _run_config(args)
     from jaxalign.models import export_hf, load_pretrained
     from jaxalign.progress import bar
 
     with bar(total=2, desc="export", unit="step", disable=None) as steps:
-        if args.run_config:
-            model, tokenizer = _restore_run(args)
+        if cfg is not None:
+            model, tokenizer = _restore_run(cfg)
         else:
             model, tokenizer = load_pretrained(args.model, dtype=args.dtype)
         steps.update()
-        out = export_hf(model, tokenizer, args.out, dtype=args.dtype, overwrite=args.overwrite)
+        if args.adapter:
+            from jaxalign.models.lora import export_adapter
+
+            out = export_adapter(
+                model, cfg.lora, cfg.model.path, args.out, args.dtype, args.overwrite
+            )
+            files = "adapter_model.safetensors, adapter_config.json"
+        else:
+            if args.merge_lora:
+                from jaxalign.models.lora import merge_lora
+
+                merge_lora(model)
+            out = export_hf(model, tokenizer, args.out, dtype=args.dtype, overwrite=args.overwrite)
+            files = "model.safetensors, config.json" + (
+                ", tokenizer" if tokenizer is not None else ""
+            )
         steps.update()
-    files = "model.safetensors, config.json" + (", tokenizer" if tokenizer is not None else "")
     print(f"wrote {out} ({files})")
     return 0
 
 
-def _restore_run(args):
-    """(model, tokenizer) at the newest checkpoint of the run --run-config describes."""
+def _run_config(args):
+    """The --run-config config (None without one), with --merge-lora/--adapter checked against it."""
+    flag = "--merge-lora" if args.merge_lora else "--adapter" if args.adapter else None
+    if not args.run_config:
+        if flag:
+            raise JaxalignError(f"{flag} exports a LoRA training run: give --run-config FILE")
+        return None
+    from jaxalign.config import load_config
+
+    cfg = load_config(args.run_config, args.overrides)
+    if cfg.lora.enabled and flag is None:
+        raise JaxalignError(
+            f"{cfg.train.run_dir}: a LoRA run (lora.rank={cfg.lora.rank}) checkpoints adapters "
+            "only; give --merge-lora (a merged HF directory) or --adapter (PEFT adapter files)"
+        )
+    if flag and not cfg.lora.enabled:
+        raise JaxalignError(f"{flag}: {cfg.train.run_dir} is not a LoRA run (lora.rank is 0)")
+    return cfg
+
+
+def _restore_run(cfg):
+    """(model, tokenizer) at the newest checkpoint of the run `cfg` describes."""
     import jax
 
-    from jaxalign.config import load_config
     from jaxalign.eval.generations import restore_run
     from jaxalign.models.spec import build_model
     from jaxalign.sharding import make_mesh
 
-    cfg = load_config(args.run_config, args.overrides)
     base, tokenizer = build_model(cfg.model, make_mesh(devices=jax.devices()[:1]))
     model, step = restore_run(cfg, base)
     print(f"restored step {step} of {cfg.train.run_dir}")
@@ -152,6 +185,18 @@ def register(groups) -> None:
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (a new one)")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="weight dtype")
+    lora = p.add_mutually_exclusive_group()
+    lora.add_argument(
+        "--merge-lora",
+        action="store_true",
+        help="a LoRA run (--run-config): fold the adapters into the weights, write a HF directory",
+    )
+    lora.add_argument(
+        "--adapter",
+        action="store_true",
+        help="a LoRA run (--run-config): write only adapter_model.safetensors + "
+        "adapter_config.json, which PEFT loads onto the HF base model",
+    )
     add_overwrite(p, "a non-empty --out directory")
     add_debug(p)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for --run-config")

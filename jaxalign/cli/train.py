@@ -5,7 +5,7 @@ from __future__ import annotations
 from jaxalign.cli.common import EPILOG, add_common, add_parser, config_from, int_at_least
 
 TRAIN_DESCRIPTION = (
-    "DPO training. Everything goes into train.run_dir (default runs/train): config.yaml, "
+    "DPO or GRPO training (train.algorithm=dpo|grpo). Everything goes into train.run_dir (default runs/train): config.yaml, "
     "checkpoints/, metrics.jsonl, tensorboard/ and results.json. Running again with the same "
     "config resumes that run (a changed config is refused: --allow-change KEY); the directory "
     "is locked while training."
@@ -14,9 +14,11 @@ TRAIN_DESCRIPTION = (
 
 def cmd_train(args) -> int:
     """train."""
-    from jaxalign.algos.dpo import train
-
     cfg = config_from(args, [])
+    if cfg.train.algorithm == "grpo":
+        from jaxalign.algos.grpo import train
+    else:
+        from jaxalign.algos.dpo import train
     results = train(cfg, allow_changes=tuple(args.allow_change))
     print(f"trained {results['step']} steps in {cfg.train.run_dir} (results.json, metrics.jsonl)")
     names = sorted({k.split("/", 1)[1] for k in results if k.startswith(("base/", "eval/"))})
@@ -60,7 +62,7 @@ def register(groups) -> None:
     p = add_parser(
         groups,
         "train",
-        help="DPO training (resumes an existing run directory)",
+        help="DPO or GRPO training (resumes an existing run directory)",
         description=TRAIN_DESCRIPTION,
         epilog=EPILOG,
     )
@@ -70,7 +72,8 @@ def register(groups) -> None:
         default=[],
         metavar="KEY",
         help="resume although config KEY (e.g. train.steps) differs from the run's checkpoint "
-        "(repeatable; model.*, optim.grad_accum and optim.clip_norm never can; default: none)",
+        "(repeatable; model.*, lora.rank, lora.targets, optim.grad_accum and optim.clip_norm "
+        "never can; default: none)",
     )
     add_common(p)
     p.set_defaults(func=cmd_train)

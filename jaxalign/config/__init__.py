@@ -17,6 +17,8 @@ from jaxalign.config.core import (
     to_dict,
 )
 from jaxalign.config.evaluation import EvalConfig
+from jaxalign.config.grpo import GRPOConfig
+from jaxalign.config.lora import LoRAConfig
 from jaxalign.config.reward import RewardConfig
 from jaxalign.config.schema import (
     AnalysisConfig,
@@ -28,6 +30,7 @@ from jaxalign.config.schema import (
     DPOConfig,
     DPORun,
     EffectConfig,
+    GRPORun,
     InteractionConfig,
     ModelSpec,
     OptimConfig,
@@ -52,7 +55,10 @@ __all__ = [
     "DataConfig",
     "EffectConfig",
     "EvalConfig",
+    "GRPOConfig",
+    "GRPORun",
     "InteractionConfig",
+    "LoRAConfig",
     "ModelSpec",
     "OptimConfig",
     "PrefsConfig",

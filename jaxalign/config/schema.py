@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from jaxalign.config.evaluation import EvalConfig
+from jaxalign.config.grpo import GRPOConfig
+from jaxalign.config.lora import LoRAConfig
 from jaxalign.config.reward import RewardConfig
 from jaxalign.config.vocab import ATTRIBUTES, DIMENSIONS, LABELS_DE, LABELS_EN, STYLES
 from jaxalign.errors import ConfigError
@@ -332,6 +334,7 @@ class OptimConfig:
 class TrainConfig:
     """The training loop."""
 
+    algorithm: Literal["dpo", "grpo"] = "dpo"  # which section trains: dpo.* or grpo.*
     run_dir: str = "runs/train"
     steps: int = field(default=100, metadata=_meta(ge=1))
     log_every: int = field(default=1, metadata=_meta(ge=1))
@@ -360,10 +363,12 @@ class Config:
     model: ModelSpec = ModelSpec()
     data: DataConfig = DataConfig()
     dpo: DPOConfig = DPOConfig()
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     reward: RewardConfig = field(default_factory=RewardConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
 
 
 @dataclass(frozen=True)
@@ -375,5 +380,16 @@ class DPORun:
     model: ModelSpec = ModelSpec()
     data: DataConfig = DataConfig()
     dpo: DPOConfig = DPOConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+
+
+@dataclass(frozen=True)
+class GRPORun:
+    """The root of a GRPO run: its id hashes these sections (grpo.* included)."""
+
+    model: ModelSpec = ModelSpec()
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()

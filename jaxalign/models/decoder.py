@@ -98,15 +98,17 @@ class RMSNorm(nnx.Module):
 
 
 class Linear(nnx.Module):
-    """x @ kernel (+ bias), kernel [in, out]."""
+    """x @ kernel (+ bias) (+ a LoRA adapter's output), kernel [in, out]."""
 
     def __init__(self, din: int, dout: int, bias: bool, dtype, rngs: nnx.Rngs):
         self.kernel = _init(rngs, (din, dout), dtype)
         self.bias = nnx.Param(jnp.zeros((dout,), dtype)) if bias else None
+        self.lora = None  # set by `jaxalign.models.lora.apply_lora`
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = x @ self.kernel.get_value().astype(x.dtype)
-        return y + self.bias.get_value().astype(x.dtype) if self.bias is not None else y
+        y = y + self.bias.get_value().astype(x.dtype) if self.bias is not None else y
+        return y if self.lora is None else y + self.lora(x)
 
 
 class Attention(nnx.Module):

@@ -69,6 +69,92 @@ def sample_step(logits, key, greedy: bool, temperature, top_k: int, top_p):
     return token.astype(jnp.int32), jnp.take_along_axis(logp, token[:, None], axis=-1)[:, 0]
 
 
+def prefill(model, tokens, valid, max_new: int, cache_dtype):
+    """(cache with room for `max_new` more tokens, last logits [B, V], next positions [B])."""
+    b, p = tokens.shape
+    cache = KVCache.empty(model.config, b, p + max_new, cache_dtype)
+    positions = jnp.maximum(jnp.cumsum(valid, axis=1) - 1, 0).astype(jnp.int32)
+    hidden, cache = model.hidden(tokens, positions, valid.astype(jnp.int32), cache)
+    return cache, model.logits(hidden[:, -1]), positions[:, -1] + 1
+
+
+def decode(model, cache, logits, next_pos, key, max_new: int, eos_ids, pad_id: int, opts: dict):
+    """Sample up to `max_new` tokens per row from `logits` on; step keys are fold_in(key, step).
+
+    `opts`: greedy, temperature, top_k, top_p. Returns tokens, log-probs, mask [B, max_new].
+    """
+    b = logits.shape[0]
+    eos = jnp.asarray(tuple(eos_ids) or (-1,), jnp.int32)
+    out_tokens = jnp.full((b, max_new), pad_id, jnp.int32)
+    out_logp = jnp.zeros((b, max_new), jnp.float32)
+    out_mask = jnp.zeros((b, max_new), jnp.int32)
+    done = jnp.zeros((b,), bool)
+
+    def cond(carry):
+        step, *_, done = carry
+        return (step < max_new) & ~jnp.all(done)
+
+    def body(carry):
+        step, cache, logits, pos, toks, logps, mask, done = carry
+        token, logp = sample_step(logits, jax.random.fold_in(key, step), **opts)
+        live = ~done
+        token = jnp.where(live, token, pad_id)
+        toks = toks.at[:, step].set(token)
+        logps = logps.at[:, step].set(jnp.where(live, logp, 0.0))
+        mask = mask.at[:, step].set(live.astype(jnp.int32))
+        done = done | jnp.isin(token, eos)
+        hidden, cache = model.hidden(
+            token[:, None], pos[:, None], jnp.ones((b, 1), jnp.int32), cache
+        )
+        return step + 1, cache, model.logits(hidden[:, -1]), pos + 1, toks, logps, mask, done
+
+    carry = (jnp.int32(0), cache, logits, next_pos, out_tokens, out_logp, out_mask, done)
+    _, _, _, _, toks, logps, mask, _ = jax.lax.while_loop(cond, body, carry)
+    return toks, logps, mask
+
+
+def tile_cache(cache: KVCache, g: int) -> KVCache:
+    """Each row's cache repeated `g` times, rows prompt-major (row i*g + j is a copy of row i)."""
+    return KVCache(
+        jnp.repeat(cache.k, g, axis=1),
+        jnp.repeat(cache.v, g, axis=1),
+        jnp.repeat(cache.valid, g, axis=0),
+        cache.index,
+    )
+
+
+def make_rollout(
+    graphdef,
+    *,
+    num_generations: int,
+    max_new: int,
+    top_k: int,
+    eos_ids,
+    pad_id,
+    cache_dtype,
+    traces=None,
+):
+    """jit(params, tokens [P, L], valid [P, L], key, temperature, top_p) -> tokens, log-probs,
+    mask [P * G, max_new]: one prefill per left-padded prompt, its KV cache tiled G times.
+
+    The parameters are a traced argument (no copy, one program for every step); rows are
+    prompt-major (rows i*G .. i*G+G-1 come from prompt i). `traces` (a Counter) counts traces.
+    """
+
+    def run(params, tokens, valid, key, temperature, top_p):
+        if traces is not None:
+            traces["rollout"] += 1
+        model = nnx.merge(graphdef, params)
+        cache, logits, next_pos = prefill(model, tokens, valid, max_new, cache_dtype)
+        g = num_generations
+        cache = tile_cache(cache, g)
+        logits, next_pos = jnp.repeat(logits, g, axis=0), jnp.repeat(next_pos, g, axis=0)
+        opts = dict(greedy=False, temperature=temperature, top_k=top_k, top_p=top_p)
+        return decode(model, cache, logits, next_pos, key, max_new, eos_ids, pad_id, opts)
+
+    return jax.jit(run)
+
+
 class Sampler:
     """Generate from a Decoder; one compiled program per (batch, prompt, new-token) bucket."""
 
@@ -97,41 +183,9 @@ class Sampler:
         """Prefill the prompt, then decode up to `max_new` tokens in a while loop."""
         self.traces += 1
         model = nnx.merge(self.graphdef, state)
-        b, p = tokens.shape
-        cache = KVCache.empty(self.config, b, p + max_new, self.cache_dtype)
-        positions = jnp.maximum(jnp.cumsum(valid, axis=1) - 1, 0).astype(jnp.int32)
-        hidden, cache = model.hidden(tokens, positions, valid.astype(jnp.int32), cache)
-        logits = model.logits(hidden[:, -1])
-        eos = jnp.asarray(self.eos_ids or (-1,), jnp.int32)
-        out_tokens = jnp.full((b, max_new), self.pad_id, jnp.int32)
-        out_logp = jnp.zeros((b, max_new), jnp.float32)
-        out_mask = jnp.zeros((b, max_new), jnp.int32)
-        done = jnp.zeros((b,), bool)
-        next_pos = positions[:, -1] + 1
-
-        def cond(carry):
-            step, *_, done = carry
-            return (step < max_new) & ~jnp.all(done)
-
-        def body(carry):
-            step, cache, logits, pos, toks, logps, mask, done = carry
-            token, logp = sample_step(
-                logits, jax.random.fold_in(key, step), greedy, temperature, top_k, top_p
-            )
-            live = ~done
-            token = jnp.where(live, token, self.pad_id)
-            toks = toks.at[:, step].set(token)
-            logps = logps.at[:, step].set(jnp.where(live, logp, 0.0))
-            mask = mask.at[:, step].set(live.astype(jnp.int32))
-            done = done | jnp.isin(token, eos)
-            hidden, cache = model.hidden(
-                token[:, None], pos[:, None], jnp.ones((b, 1), jnp.int32), cache
-            )
-            return step + 1, cache, model.logits(hidden[:, -1]), pos + 1, toks, logps, mask, done
-
-        carry = (jnp.int32(0), cache, logits, next_pos, out_tokens, out_logp, out_mask, done)
-        _, _, _, _, toks, logps, mask, _ = jax.lax.while_loop(cond, body, carry)
-        return toks, logps, mask
+        cache, logits, next_pos = prefill(model, tokens, valid, max_new, self.cache_dtype)
+        opts = dict(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
+        return decode(model, cache, logits, next_pos, key, max_new, self.eos_ids, self.pad_id, opts)
 
     def generate(
         self,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 def load(path):
     """Load a trained rating model directory: `.score(prompts, responses) -> {head: array}`."""
-    from jaxalign.rewards.model import RatingModel
+    from jaxalign.rewards.model import load_model
 
-    return RatingModel(path)
+    return load_model(path)
 
 
 def train(ratings_path, out_dir, config=None):

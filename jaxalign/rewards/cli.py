@@ -86,7 +86,7 @@ def register(groups) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (the model)")
     p.add_argument("--group", action="append", metavar="EXPR", help="rater group (repeatable)")
     p.add_argument("--dimensions", metavar="D1,D2,...", help="dimensions (default all five)")
-    p.add_argument("--kind", help="model kind (reward.kind; 'ridge')")
+    p.add_argument("--kind", help="model kind: ridge or decoder (reward.kind)")
     p.add_argument("--fold", help="rater fold to learn from: train or judge (reward.fold)")
     p.add_argument(
         "--overwrite",

@@ -50,7 +50,7 @@ def out_of_fold(corpus: Corpus, masks: dict, halves: np.ndarray, h: int, cfg):
     return scores
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman over the entries finite in both; NaN with fewer than 3."""
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < 3:
@@ -77,24 +77,31 @@ def evaluate(corpus: Corpus, masks: dict, cfg) -> dict[str, dict]:
         sub = corpus.frame.loc[mask]
         for dim in cfg.dimensions:
             d, name = schema.DIMENSIONS.index(dim), head_name(group, dim)
-            rho = [_spearman(oof[h][name], means[1 - h][:, d]) for h in (0, 1)]
-            ceiling = _spearman(means[0][:, d], means[1][:, d])
-            spearman = float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan")
+            rho = [spearman(oof[h][name], means[1 - h][:, d]) for h in (0, 1)]
+            ceiling = spearman(means[0][:, d], means[1][:, d])
+            rho_mean = float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan")
             report[name] = {
                 "dimension": dim,
                 "group": group,
-                "spearman": _round(spearman),
-                "spearman_by_direction": [_round(r) for r in rho],
-                "ceiling": _round(ceiling),
-                "valid": bool(np.isfinite(spearman) and spearman >= cfg.min_spearman),
-                "raters": int(sub["rater_id"].nunique()),
-                "ratings": int((sub["dimension"] == dim).sum()),
-                "responses": int(sub.loc[sub["dimension"] == dim, "response_id"].nunique()),
-                "questions": int(sub["question_id"].nunique()),
+                "spearman": round4(rho_mean),
+                "spearman_by_direction": [round4(r) for r in rho],
+                "ceiling": round4(ceiling),
+                "valid": bool(np.isfinite(rho_mean) and rho_mean >= cfg.min_spearman),
+                **head_counts(sub, dim),
             }
     return report
 
 
-def _round(x: float) -> float | None:
+def head_counts(sub: pd.DataFrame, dim: str) -> dict:
+    """Raters, ratings of `dim`, rated responses and questions in a group's ratings `sub`."""
+    return {
+        "raters": int(sub["rater_id"].nunique()),
+        "ratings": int((sub["dimension"] == dim).sum()),
+        "responses": int(sub.loc[sub["dimension"] == dim, "response_id"].nunique()),
+        "questions": int(sub["question_id"].nunique()),
+    }
+
+
+def round4(x: float) -> float | None:
     """4 decimals; None for NaN (JSON has no NaN)."""
     return round(float(x), 4) if np.isfinite(x) else None

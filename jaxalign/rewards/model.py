@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from jaxalign.errors import DataError
+from jaxalign.rewards.base import SCHEMA, HeadsMixin
 from jaxalign.rewards.features import Tfidf
 from jaxalign.rewards.ridge import Linear
 
-SCHEMA = "jaxalign.reward/1"
 FILES = ("model.json", "vocab.json", "weights.npz", "texts.json")
 
 
@@ -36,7 +36,27 @@ def write_model(tmp: Path, meta: dict, vocab: Tfidf, heads: dict[str, Linear], t
         np.savez(fh, idf=vocab.idf, coef=coef, intercept=intercept)
 
 
-class RatingModel:
+def load_model(path: str | Path):
+    """The rating model in directory `path`, of the kind its model.json names."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: no such model directory")
+    if not (path / "model.json").is_file():
+        raise DataError(f"{path}: not a rating model (missing model.json)")
+    try:
+        meta = json.loads((path / "model.json").read_text())
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: unreadable rating model: {err}") from None
+    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
+        raise DataError(f"{path}/model.json: not a {SCHEMA} rating model")
+    if meta.get("kind") == "decoder":
+        from jaxalign.rewards.decoder_model import DecoderRatingModel
+
+        return DecoderRatingModel(path, meta)
+    return RatingModel(path)
+
+
+class RatingModel(HeadsMixin):
     """Scores texts on every head: `score(prompts, responses) -> {head: array}` (1-5 scale)."""
 
     def __init__(self, path: str | Path):
@@ -63,21 +83,6 @@ class RatingModel:
         self.features = Tfidf(vocab, idf, int(self.meta["ngrams"]))
         self.train_rows = self.features.transform(texts)
 
-    @property
-    def heads(self) -> list[str]:
-        """Head names, e.g. toxicity[all], toxicity[gender=female]."""
-        return list(self.meta["heads"])
-
-    def _columns(self, heads) -> list[int]:
-        """Column per requested head; an unknown head is a DataError listing those present."""
-        heads = self.heads if heads is None else list(heads)
-        missing = [h for h in heads if h not in self.heads]
-        if missing:
-            raise DataError(
-                f"{self.path}: no head '{missing[0]}'; this model has {', '.join(self.heads)}"
-            )
-        return [self.heads.index(h) for h in heads]
-
     def score(self, prompts, responses, heads=None) -> dict[str, np.ndarray]:
         """Scores per head for each response, clipped to the 1-5 rating scale.
 
@@ -93,11 +98,7 @@ class RatingModel:
         out = np.clip(X @ self.coef[:, cols] + self.intercept[cols], 1.0, 5.0)
         return {self.heads[c]: np.asarray(out[:, i]).ravel() for i, c in enumerate(cols)}
 
-    def similarity(self, responses, X=None) -> np.ndarray:
-        """Largest cosine similarity of each response (or feature row of X) to any training text."""
-        X = self.features.transform(list(responses)) if X is None else X
-        return self.features.similarity(X, self.train_rows)
-
-    def out_of_distribution(self, responses) -> np.ndarray:
-        """True where a response is less similar to the training texts than reward.ood_threshold."""
-        return self.similarity(responses) < float(self.meta["config"]["ood_threshold"])
+    def score_records(self, prompts, responses, heads=None):
+        """(scores per head, similarity) for `reward score`: features computed once."""
+        X = self.features.transform([str(r) for r in responses])
+        return self.score_rows(X, heads), self.similarity(responses, X)

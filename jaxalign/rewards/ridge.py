@@ -36,18 +36,29 @@ def one_blas_thread():
         yield
 
 
-def fit(X: sparse.csr_matrix, y: np.ndarray, w: np.ndarray, alpha: float, K=None) -> Linear:
-    """Weighted ridge with an unpenalised intercept (K = X X^T may be passed in)."""
-    K = (X @ X.T).toarray() if K is None else K
+def _dual(K: np.ndarray, y: np.ndarray, w: np.ndarray, alphas) -> list[tuple[np.ndarray, float]]:
+    """Per alpha, (dual weights t, intercept): scores of rows j are K[j] . t + intercept.
+
+    The weighted centring is shared by every alpha, so it is done once.
+    """
     w = w / w.mean()
     p = w / w.sum()
     y_bar = float(p @ y)
     Kp = K @ p
     Kc = K - Kp[:, None] - Kp[None, :] + float(p @ Kp)
-    a = np.linalg.solve(Kc + alpha * np.diag(1.0 / w), y - y_bar)
-    coef = np.asarray(X.T @ (a - p * a.sum())).ravel()
-    x_bar_coef = float(p @ (X @ coef))
-    return Linear(coef, y_bar - x_bar_coef, alpha)
+    out = []
+    for alpha in alphas:
+        a = np.linalg.solve(Kc + alpha * np.diag(1.0 / w), y - y_bar)
+        t = a - p * a.sum()  # coef = X^T t, so x_bar . coef = p . (K t)
+        out.append((t, y_bar - float(Kp @ t)))
+    return out
+
+
+def fit(X: sparse.csr_matrix, y: np.ndarray, w: np.ndarray, alpha: float, K=None) -> Linear:
+    """Weighted ridge with an unpenalised intercept (K = X X^T may be passed in)."""
+    K = (X @ X.T).toarray() if K is None else K
+    [(t, intercept)] = _dual(K, y, w, [alpha])
+    return Linear(np.asarray(X.T @ t).ravel(), intercept, alpha)
 
 
 def predict(X: sparse.csr_matrix, head: Linear) -> np.ndarray:
@@ -63,17 +74,20 @@ def fold_ids(groups: np.ndarray, k: int) -> np.ndarray:
 
 
 def select(X, y, w, groups, alphas, k: int, K=None) -> Linear:
-    """Fit with the alpha whose grouped-CV weighted squared error is smallest."""
+    """Fit with the alpha whose grouped-CV weighted squared error is smallest.
+
+    Held-out predictions come from the kernel alone (K[te, tr] . t): no sparse slicing.
+    """
     K = (X @ X.T).toarray() if K is None else K
     folds = fold_ids(groups, min(k, len(set(groups.tolist()))))
+    errs = np.zeros(len(alphas))
+    for f in range(folds.max() + 1 if folds.max() > 0 else 0):
+        tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
+        K_te = K[np.ix_(te, tr)]
+        for i, (t, b) in enumerate(_dual(K[np.ix_(tr, tr)], y[tr], w[tr], alphas)):
+            errs[i] += float(w[te] @ (K_te @ t + b - y[te]) ** 2)
     best, best_err = alphas[0], np.inf
-    if folds.max() > 0:
-        for alpha in alphas:
-            err = 0.0
-            for f in range(folds.max() + 1):
-                tr, te = folds != f, folds == f
-                head = fit(X[tr], y[tr], w[tr], alpha, K[np.ix_(tr, tr)])
-                err += float(w[te] @ (predict(X[te], head) - y[te]) ** 2)
-            if err < best_err - 1e-12:
-                best, best_err = alpha, err
+    for alpha, err in zip(alphas, errs):
+        if err < best_err - 1e-12:
+            best, best_err = alpha, err
     return fit(X, y, w, best, K)

@@ -23,10 +23,8 @@ def _load_fold(ratings_path, cfg: Config):
     return frame.reset_index(drop=True), fold, sha256_path(ratings_path)
 
 
-def _report(corpus, masks, cfg: Config, fold: dict, sha: str) -> dict:
+def _report(cfg: Config, fold: dict, sha: str, heads: dict, **extra) -> dict:
     """report.json: held-out evaluation per head plus what it was computed from."""
-    from jaxalign.rewards.evaluate import evaluate
-
     return {
         "schema": "jaxalign.reward-report/1",
         "kind": cfg.reward.kind,
@@ -37,18 +35,83 @@ def _report(corpus, masks, cfg: Config, fold: dict, sha: str) -> dict:
             "seed": cfg.reward.seed,
             "min_spearman": cfg.reward.min_spearman,
         },
-        "heads": evaluate(corpus, masks, cfg.reward),
+        "heads": heads,
+        **extra,
     }
+
+
+def _fit_ridge(corpus, masks, cfg: Config, fold: dict, sha: str, meta: dict):
+    """(writer of the model files, report) for the ridge kind."""
+    from jaxalign.rewards.evaluate import evaluate
+    from jaxalign.rewards.features import Tfidf
+    from jaxalign.rewards.heads import fit_heads
+    from jaxalign.rewards.model import write_model
+    from jaxalign.rewards.ridge import one_blas_thread
+
+    vocab = Tfidf.fit(corpus.texts, cfg.reward.ngrams)
+    X = vocab.transform(corpus.texts)
+    everything = np.ones(len(corpus.responses), bool)
+    groups = {g: corpus.aggregate(m) for g, m in masks.items()}
+    base = corpus.aggregate(np.ones(len(corpus.frame), bool))
+    with one_blas_thread():
+        heads = fit_heads(corpus, X, everything, base, groups, cfg.reward)
+        report = _report(cfg, fold, sha, evaluate(corpus, masks, cfg.reward))
+    return (lambda tmp: write_model(tmp, meta, vocab, heads, corpus.texts)), report
+
+
+def _decoder_heads(cfg: Config) -> list[tuple[str, str]]:
+    """(group, dimension) per head, in the order of their sorted names (the model's columns)."""
+    from jaxalign.rewards.heads import head_name
+
+    pairs = [(g, d) for g in cfg.reward.groups for d in cfg.reward.dimensions]
+    return sorted(pairs, key=lambda gd: head_name(*gd))
+
+
+def _decoder_report(trainer, corpus, masks, cfg, fold, sha, train_metrics) -> dict:
+    """report.json of the decoder kind: held-out heads, TRL's eval metrics, training metrics."""
+    from jaxalign.rewards.decoder_run import held_out
+
+    heads, metrics = held_out(trainer, corpus, masks, _decoder_heads(cfg))
+    return _report(
+        cfg, fold, sha, heads, loss=cfg.reward.decoder.loss, eval=metrics, train=train_metrics
+    )
+
+
+def _trainer(corpus, cfg: Config):
+    """The decoder kind's backbone (model section), tokenised corpus and compiled step."""
+    from jaxalign.models.spec import build_model
+    from jaxalign.rewards.decoder_data import text_prompts
+    from jaxalign.rewards.decoder_run import Trainer
+
+    model, tokenizer = build_model(cfg.model, None)
+    return Trainer(model, tokenizer, corpus, text_prompts(corpus), cfg)
+
+
+def _fit_decoder(corpus, masks, cfg: Config, fold: dict, sha: str, meta: dict):
+    """(writer of the model files, report) for the decoder kind."""
+    from jaxalign.rewards.decoder import average
+    from jaxalign.rewards.decoder_model import write_decoder
+    from jaxalign.rewards.decoder_run import train_all
+
+    trainer = _trainer(corpus, cfg)
+    params, history = train_all(trainer, corpus, masks, _decoder_heads(cfg))
+    train_metrics = average(history, max(1, cfg.reward.decoder.steps // 10))
+    report = _decoder_report(trainer, corpus, masks, cfg, fold, sha, train_metrics)
+    meta = {**meta, "model": to_dict(cfg.model), "train": train_metrics}
+    meta["heads"] = sorted(report["heads"])
+
+    def write(tmp):
+        """The decoder kind's files."""
+        write_decoder(tmp, meta, trainer.model, trainer.tokenizer, params, corpus.texts)
+
+    return write, report
 
 
 def train_model(ratings_path, out_dir, cfg: Config, overwrite: bool = False) -> dict:
     """Fit every head on the fold's ratings, evaluate held out, write DIR atomically."""
     from jaxalign.io import check_output, staged_dir
     from jaxalign.prefs.filters import check_groups
-    from jaxalign.rewards.features import Tfidf
-    from jaxalign.rewards.heads import Corpus, fit_heads, group_masks
-    from jaxalign.rewards.model import write_model
-    from jaxalign.rewards.ridge import one_blas_thread
+    from jaxalign.rewards.heads import Corpus, group_masks
 
     check_groups(cfg.reward.groups, "reward.groups")
     # The shared output policy (jaxalign/io.py), before any work.
@@ -56,52 +119,54 @@ def train_model(ratings_path, out_dir, cfg: Config, overwrite: bool = False) -> 
     frame, fold, sha = _load_fold(ratings_path, cfg)
     corpus = Corpus.build(frame)
     masks = group_masks(frame, cfg.reward)
-    vocab = Tfidf.fit(corpus.texts, cfg.reward.ngrams)
-    X = vocab.transform(corpus.texts)
-    everything = np.ones(len(corpus.responses), bool)
-    groups = {g: corpus.aggregate(m) for g, m in masks.items()}
-    base = corpus.aggregate(np.ones(len(frame), bool))
-    with one_blas_thread():
-        heads = fit_heads(corpus, X, everything, base, groups, cfg.reward)
-        report = _report(corpus, masks, cfg, fold, sha)
+    parts = (cfg.reward, cfg.ratings, cfg.model) if cfg.reward.kind == "decoder" else None
     meta = {
         "jaxalign_version": __version__,
         "kind": cfg.reward.kind,
         "config": to_dict(cfg.reward),
         "ratings_options": to_dict(cfg.ratings),
-        "config_hash": config_hash((cfg.reward, cfg.ratings)),
+        "config_hash": config_hash(parts or (cfg.reward, cfg.ratings)),
         "input": {"path": str(ratings_path), "sha256": sha},
         "fold": fold,
         "groups": {g: int(frame.loc[m, "rater_id"].nunique()) for g, m in masks.items()},
     }
+    fit = _fit_decoder if cfg.reward.kind == "decoder" else _fit_ridge
+    write, report = fit(corpus, masks, cfg, fold, sha, meta)
     with staged_dir(out_dir, "reward train", overwrite) as tmp:
-        write_model(tmp, meta, vocab, heads, corpus.texts)
+        write(tmp)
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
 def eval_model(model_dir, ratings_path=None) -> dict:
     """Recompute DIR/report.json from the recorded config and ratings (hash must match)."""
-    from jaxalign.config import RatingsConfig, RewardConfig, from_dict
+    from jaxalign.config import ModelSpec, RatingsConfig, RewardConfig, from_dict
     from jaxalign.io import staged_files
     from jaxalign.prefs.filters import check_groups
+    from jaxalign.rewards.evaluate import evaluate
     from jaxalign.rewards.heads import Corpus, group_masks
-    from jaxalign.rewards.model import RatingModel
+    from jaxalign.rewards.model import load_model
     from jaxalign.rewards.ridge import one_blas_thread
 
-    model = RatingModel(model_dir)
-    meta = model.meta
+    meta = load_model(model_dir).meta
     path = ratings_path or meta["input"]["path"]
+    source = f"{model_dir}/model.json"
     cfg = Config(
-        ratings=from_dict(RatingsConfig, meta["ratings_options"], source=f"{model_dir}/model.json"),
-        reward=from_dict(RewardConfig, meta["config"], source=f"{model_dir}/model.json"),
+        ratings=from_dict(RatingsConfig, meta["ratings_options"], source=source),
+        reward=from_dict(RewardConfig, meta["config"], source=source),
+        model=from_dict(ModelSpec, meta.get("model", {}), source=source),
     )
-    check_groups(cfg.reward.groups, f"{model_dir}/model.json: reward.groups")
+    check_groups(cfg.reward.groups, f"{source}: reward.groups")
     frame, fold, sha = _load_fold(path, cfg)
     if sha != meta["input"]["sha256"]:
         raise DataError(f"{path}: not the ratings this model was trained on (sha256 differs)")
-    with one_blas_thread():
-        report = _report(Corpus.build(frame), group_masks(frame, cfg.reward), cfg, fold, sha)
+    corpus, masks = Corpus.build(frame), group_masks(frame, cfg.reward)
+    if cfg.reward.kind == "decoder":
+        trainer = _trainer(corpus, cfg)
+        report = _decoder_report(trainer, corpus, masks, cfg, fold, sha, meta["train"])
+    else:
+        with one_blas_thread():
+            report = _report(cfg, fold, sha, evaluate(corpus, masks, cfg.reward))
     with staged_files(Path(model_dir) / "report.json") as (tmp,):
         tmp.write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -138,19 +203,17 @@ def read_records(path) -> list[dict]:
 def score_file(model_dir, input_path, out_path, heads=None) -> int:
     """Add `scores` {head: value}, `similarity` and `out_of_distribution` to each record."""
     from jaxalign.io import check_output, staged_files
-    from jaxalign.rewards.model import RatingModel
+    from jaxalign.rewards.model import load_model
 
     # Never onto the input or the model; an existing file is replaced (scores are derived data).
     check_output(
         out_path, "reward score", kind="file", inputs=[input_path, model_dir], overwrite=True
     )
 
-    model = RatingModel(model_dir)
+    model = load_model(model_dir)
     records = read_records(input_path)
-    responses = [r["response"] for r in records]
-    X = model.features.transform(responses)  # once, for the scores and the similarity
-    scores = model.score_rows(X, heads)
-    similarity = model.similarity(responses, X)
+    prompts, responses = [r["prompt"] for r in records], [r["response"] for r in records]
+    scores, similarity = model.score_records(prompts, responses, heads)
     ood = similarity < float(model.meta["config"]["ood_threshold"])
     lines = []
     for i, rec in enumerate(records):

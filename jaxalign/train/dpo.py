@@ -7,7 +7,9 @@ trained parameters.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +20,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxalign.config import DataConfig, DPOConfig
 from jaxalign.losses import REFERENCE_FREE, dpo_loss, implicit_rewards
+from jaxalign.models.lora import dropout_key
 from jaxalign.ops import token_logprobs
 from jaxalign.train.optim import make_optimizer  # noqa: F401 - moved; kept importable
 
@@ -118,36 +121,65 @@ def batch_loss(stats: dict, batch: dict, ref_logps, dpo: DPOConfig, data: DataCo
     return loss, {"loss": loss, **metrics}
 
 
-def _loss(params, graphdef, batch, ref_logps, dpo: DPOConfig, data: DataConfig):
-    """Forward pass of the policy, then `batch_loss`."""
-    model = nnx.merge(graphdef, params)
-    stats = pair_stats(model, batch, dpo.logprob_chunk, causal_only(data))
+@dataclass(frozen=True)
+class Adapters:
+    """A LoRA run: the state's params are the adapters, the frozen base is a step input.
+
+    `base_graphdef` is the model without adapters (the reference: same weights, adapters
+    off); dropout masks come from `seed` and the step number, so a resume replays them.
+    """
+
+    base_graphdef: Any
+    seed: int = 0
+    dropout: float = 0.0
+
+    def key(self, step):
+        """The dropout key of one step (None without dropout)."""
+        if self.dropout <= 0:
+            return None
+        stream = jax.random.fold_in(jax.random.key(self.seed), 1 << 30)  # apart from the init
+        return jax.random.fold_in(stream, step)
+
+
+def _loss(
+    params, graphdef, batch, ref_logps, dpo: DPOConfig, data: DataConfig, frozen=(), key=None
+):
+    """Forward pass of the policy (adapters merged onto the `frozen` base), then `batch_loss`."""
+    model = nnx.merge(graphdef, params, *frozen)
+    with dropout_key(key):
+        stats = pair_stats(model, batch, dpo.logprob_chunk, causal_only(data))
     return batch_loss(stats, batch, ref_logps, dpo, data)
 
 
-def make_train_step(graphdef, tx, dpo: DPOConfig, data: DataConfig, state_shardings=None):
-    """jit(state, ref_params | None, batch) -> (state, metrics); the state is donated.
+def make_train_step(
+    graphdef, tx, dpo: DPOConfig, data: DataConfig, state_shardings=None, adapters=None
+):
+    """jit(state, ref_params | None, batch, frozen=None) -> (state, metrics); state donated.
 
     With `state_shardings` (see `jaxalign.sharding.pinned`) the new state is pinned to the
     same shardings as the old one, so the donated buffers are reused step after step and the
-    layout cannot drift.
+    layout cannot drift. With `adapters` (LoRA) the state holds only the adapters and
+    `frozen` is the base's parameters (never donated); `ref_params` is then that same base.
     """
     out_shardings = None
     if state_shardings is not None:
         mesh = jax.tree.leaves(state_shardings)[0].mesh
         out_shardings = (state_shardings, NamedSharding(mesh, PartitionSpec()))
+    ref_graphdef = graphdef if adapters is None else adapters.base_graphdef
 
     @partial(jax.jit, donate_argnums=(0,), out_shardings=out_shardings)
-    def step(state, ref_params, batch):
+    def step(state, ref_params, batch, frozen=None):
         ref_logps = batch.get("ref_logps")
         if reference_kind(dpo) == "none":
             ref_logps = None
         elif ref_params is not None:
             ref_logps, _ = pair_logps(
-                nnx.merge(graphdef, ref_params), batch, dpo.logprob_chunk, causal_only(data)
+                nnx.merge(ref_graphdef, ref_params), batch, dpo.logprob_chunk, causal_only(data)
             )
+        key = None if adapters is None else adapters.key(state["step"])
+        frozen = () if frozen is None else (frozen,)
         grads, metrics = jax.grad(_loss, has_aux=True)(
-            state["params"], graphdef, batch, ref_logps, dpo, data
+            state["params"], graphdef, batch, ref_logps, dpo, data, frozen, key
         )
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
@@ -164,14 +196,18 @@ def frozen_reference(params, compute_dtype):
     return jax.tree.map(lambda p: jnp.array(p, compute_dtype, copy=True), params)
 
 
-def make_logps_fn(graphdef, chunk: int, data: DataConfig):
-    """jit(params, batch) -> summed response log-probs [B, 2] (reference caching, evaluation)."""
+def make_logps_fn(graphdef, chunk: int, data: DataConfig, frozen=None):
+    """(params, batch) -> summed response log-probs [B, 2] (reference caching, evaluation).
+
+    With `frozen` (a LoRA run's base parameters) `params` are the adapters merged onto it.
+    """
 
     @jax.jit
-    def logps(params, batch):
-        return pair_logps(nnx.merge(graphdef, params), batch, chunk, causal_only(data))
+    def logps(params, batch, frozen):
+        model = nnx.merge(graphdef, params, *frozen)
+        return pair_logps(model, batch, chunk, causal_only(data))
 
-    return logps
+    return lambda params, batch: logps(params, batch, () if frozen is None else (frozen,))
 
 
 def eval_rewards(logps, lengths, ref, dpo: DPOConfig) -> np.ndarray:

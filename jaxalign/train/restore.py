@@ -1,4 +1,5 @@
-"""The one restore path: training resume (full state), `eval` and `model export` (params).
+"""The one restore path: training resume (full state), `eval` and `model export` (params;
+for a LoRA run the adapters, put onto the base model's weights).
 
 Only a step whose files are unreadable is skipped (with a warning) for the previous one; a
 config that does not match the checkpoint, or any other error, surfaces.
@@ -56,7 +57,7 @@ def restore_params(run_dir: str | Path, model, config: dict, tx):
         raise JaxalignError(
             f"{root.absolute() / 'checkpoints'}: no restorable checkpoint (train the run first)"
         )
-    graphdef, params = nnx.split(model)
+    graphdef, params, frozen = _trained_parts(model, config)
     target = abstract_state(abstract(params), tx)
     try:
         found = restore_latest(checkpoints, target, lambda old: check_model(old, config, root))
@@ -67,4 +68,18 @@ def restore_params(run_dir: str | Path, model, config: dict, tx):
             f"{checkpoints.directory}: no restorable checkpoint (train the run first)"
         )
     step, state, _ = found
-    return nnx.merge(graphdef, state["params"]), step
+    return nnx.merge(graphdef, state["params"], *frozen), step
+
+
+def _trained_parts(model, config: dict):
+    """(graphdef, checkpointed params, frozen states): a LoRA run (`config["lora"]`) saved
+    only its adapters, so they are added to `model` and restored onto its base weights."""
+    from jaxalign.config.core import from_dict
+    from jaxalign.config.lora import LoRAConfig
+    from jaxalign.models.lora import apply_lora, split_lora
+
+    if apply_lora(model, from_dict(LoRAConfig, config.get("lora", {}), prefix="lora")):
+        graphdef, adapters, base = split_lora(model)
+        return graphdef, adapters, (base,)
+    graphdef, params = nnx.split(model)
+    return graphdef, params, ()

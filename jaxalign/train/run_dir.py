@@ -40,7 +40,7 @@ IGNORED = (
     "data.eval_batch_size",
 )
 # Keys that change the shape or structure of the saved state: never allowed on resume.
-STRUCTURAL = ("model.", "optim.grad_accum", "optim.clip_norm")
+STRUCTURAL = ("model.", "optim.grad_accum", "optim.clip_norm", "lora.rank", "lora.targets")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -84,7 +84,7 @@ def check_resume(old: dict, new: dict, allow: tuple[str, ...], where: Path) -> N
 
 def check_model(old: dict, new: dict, where: Path) -> None:
     """Refuse to load a run's parameters into a model of a different configuration."""
-    changed = changed_keys(old, new, only=("model.",))
+    changed = changed_keys(old, new, only=("model.", "lora."))
     if changed:
         a, b = flatten(old), flatten(new)
         listed = "; ".join(f"{k}: {a[k]!r} -> {b[k]!r}" for k in changed)

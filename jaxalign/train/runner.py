@@ -92,7 +92,10 @@ def perf_metrics(info: dict, seconds: float, peak_tflops: float) -> dict[str, fl
 
 def fetch(step: int, metrics, algo: Algorithm) -> dict[str, float]:
     """One step's metrics on the host (blocking), with the NaN/Inf guard on the loss."""
-    values = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
+    values = {  # timings an algorithm measures itself (perf/...) keep their own namespace
+        k if k.startswith("perf/") else f"train/{k}": float(v)
+        for k, v in jax.device_get(metrics).items()
+    }
     loss = values.get("train/loss", 0.0)
     if not math.isfinite(loss):
         raise JaxalignError(
