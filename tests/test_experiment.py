@@ -343,3 +343,21 @@ def test_a_held_lock_stays_fresh_through_its_heartbeat(tmp_path):
         assert not locks.is_stale(path, stale_after=0.5)
         assert not locks.try_acquire(path, stale_after=0.5)
     assert not path.exists()
+
+
+def test_cells_are_blocked_until_their_algorithm_and_rewards_exist(tmp_path):
+    from jaxalign.experiments.stages import blocker
+
+    text = EXP.replace("  soft: {prefs.disagreement: soft}", "  soft: {train.algorithm: grpo}")
+    cells = expand(load_experiment(write_exp(tmp_path, text)), "smoke")
+    grpo = next(c for c in cells if c.algorithm == "grpo")
+    dpo = next(c for c in cells if c.algorithm == "dpo")
+    assert "not available" in blocker({"dpo": print})(grpo)
+    assert "grpo.rewards is empty" in blocker({"dpo": print, "grpo": print})(grpo)
+    assert blocker({"dpo": print})(dpo) is None
+    rewards = [{"builtin": "length", "args": {"target": 8}}]
+    with_rewards = expand(
+        load_experiment(write_exp(tmp_path, text)), "smoke", {"grpo.rewards": rewards}
+    )
+    rewarded = next(c for c in with_rewards if c.algorithm == "grpo")
+    assert blocker({"dpo": print, "grpo": print})(rewarded) is None

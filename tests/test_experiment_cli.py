@@ -110,7 +110,7 @@ def test_grpo_cells_show_as_blocked_not_failed(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "6 done, 0 failed, 2 blocked" in out
     run_cli(tmp_path, "plan", exp)
-    assert "blocked: train.algorithm=grpo is not available" in capsys.readouterr().out
+    assert "blocked: grpo.rewards is empty" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("mode", ["smoke", "cpu", "gpu", "full"])
@@ -120,7 +120,7 @@ def test_every_shipped_experiment_plans_in_every_mode(tmp_path, capsys, path, mo
     out = capsys.readouterr().out
     assert "cells" in out and not (tmp_path / "root").exists()
     if path.stem == "optimizer":
-        assert out.count("blocked: train.algorithm=grpo") == out.count("algorithm=grpo,")
+        assert out.count("blocked: grpo.rewards is empty") == out.count("algorithm=grpo,")
 
 
 def test_full_mode_runs_five_seeds():

@@ -49,7 +49,7 @@ def trainers() -> dict:
     def grpo(cfg):
         """GRPO (jaxalign.algos.grpo), once it exists."""
         module = importlib.import_module("jaxalign.algos.grpo")
-        return module.train(cfg)
+        return module.train(cfg, progress=False)
 
     table = {"dpo": dpo, "grpo": grpo}
     return {name: table[name] for name in available_algorithms()}

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from jaxalign.config import Config, DPORun, project, to_dict
+from jaxalign.config import Config, DPORun, GRPORun, project, to_dict
 from jaxalign.experiments.cells import Cell
 from jaxalign.experiments.records import from_comparisons, from_results
 from jaxalign.experiments.runner import Context, Stage, write_json
@@ -27,12 +27,15 @@ def physical(cell: Cell, ctx: Context) -> Config:
     cfg = cell.config
     prefs = ctx.path("prefs") / "prefs.jsonl"
     run_dir = ctx.path("train") if "train" in ctx.upstream else ctx.dir.resolve()
-    return dataclasses.replace(
+    cfg = dataclasses.replace(
         cfg,
         data=dataclasses.replace(cfg.data, prefs=str(prefs)),
         train=dataclasses.replace(cfg.train, run_dir=str(run_dir)),
         eval=_eval_section(cfg.eval, cell.eval_args, ctx.root),
     )
+    if cell.algorithm == "grpo" and not cfg.grpo.prompts:  # GRPO reads a prefs file's prompts
+        cfg = dataclasses.replace(cfg, grpo=dataclasses.replace(cfg.grpo, prompts=str(prefs)))
+    return cfg
 
 
 def _eval_section(section, args: dict, root: Path):
@@ -90,7 +93,8 @@ def _prefs(ctx: Context) -> str:
 
 def _train_inputs(cell: Cell, up: dict) -> dict:
     """The preferences and the training run's sections (paths are placeholders)."""
-    run = to_dict(project(cell.config, DPORun))
+    root = GRPORun if cell.algorithm == "grpo" else DPORun
+    run = to_dict(project(cell.config, root))
     return {"prefs": _upstream(up["prefs"]), "run": run, "algorithm": cell.algorithm}
 
 
@@ -155,12 +159,18 @@ def real_stages(trainers: dict[str, Trainer]) -> list[Stage]:
 
 
 def blocker(trainers: dict[str, Trainer]) -> Callable[[Cell], str | None]:
-    """Why a cell cannot run yet (its algorithm has no trainer), or None."""
+    """Why a cell cannot run yet (its algorithm has no trainer, or no reward), or None."""
 
     def why(cell: Cell) -> str | None:
-        """The reason, naming the missing algorithm."""
-        if cell.algorithm in trainers:
-            return None
-        return f"train.algorithm={cell.algorithm} is not available in this jaxalign yet"
+        """The reason, naming what is missing."""
+        if cell.algorithm not in trainers:
+            return f"train.algorithm={cell.algorithm} is not available in this jaxalign yet"
+        grpo = getattr(cell.config, "grpo", None)
+        if cell.algorithm == "grpo" and grpo is not None and not grpo.rewards:
+            return (
+                "grpo.rewards is empty and the runner has no reward-model stage yet; "
+                "give the condition grpo.rewards (e.g. a rating model: {model: DIR, head: ...})"
+            )
+        return None
 
     return why
