@@ -30,14 +30,16 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # The main job on the embedded default: simulate the survey, analyse it, build preferences,
-# DPO-tune SmolLM2-135M-Instruct on them, then compare it with the base model on held-out data.
+# DPO-tune SmolLM2-135M-Instruct on them, then compare its behaviour with the base model's on
+# the evaluation bank (a judge trained on the held-back judge fold of raters, offline scorers,
+# bootstrap CIs over prompts; docs/EVALUATION.md).
 demo: $(STAMP)
 	$(BIN)/jaxalign survey simulate --out runs/demo/survey
 	$(BIN)/jaxalign survey analyze --ratings runs/demo/survey/ratings.parquet --out runs/demo/analysis
-	$(BIN)/jaxalign prefs build --ratings runs/demo/survey/ratings.parquet --out runs/demo/prefs/toxicity_preserve.jsonl --config configs/prefs/toxicity_preserve.yaml
+	$(BIN)/jaxalign prefs build --ratings runs/demo/survey/ratings.parquet --out runs/demo/prefs/toxicity_preserve.jsonl --config configs/prefs/toxicity_preserve.yaml ratings.judge_fraction=0.2
 	$(BIN)/jaxalign train --config configs/train/smollm2_demo.yaml
 	$(BIN)/jaxalign eval --config configs/train/smollm2_demo.yaml
-	@echo "demo outputs in runs/demo (analysis/summary.md; dpo/: checkpoints, tensorboard, results.json, generations.json)"
+	@echo "demo outputs in runs/demo (analysis/summary.md; dpo/: checkpoints, tensorboard, results.json; dpo/eval/: report.md, results.json, generations.jsonl)"
 
 # The smoke version of every shipped experiment (tiny model, a few steps: checks the plumbing,
 # not the science); docs/EXPERIMENTS.md. Rerunning skips every finished stage.

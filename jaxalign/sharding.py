@@ -22,6 +22,7 @@ RULES: dict[str, str | tuple[str, ...] | None] = {
     "kv_heads": "tensor",
     "mlp": "tensor",
     "norm": None,
+    "layers": None,  # the stacked layer axis of scanned blocks (model.scan_layers)
 }
 
 

@@ -56,6 +56,6 @@ def test_an_unknown_evaluator_is_refused_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "jaxalign: error: eval.evaluators: 'nope' is not an evaluator; "
-        "expected one of generations, preferences"
+        "expected one of behaviour, generations, preferences"
     ]
     assert not (tmp_path / "r").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from jaxalign.data.chat import chat_ids, render
 from jaxalign.data.reasoning import split_reasoning
 from jaxalign.errors import ConfigError
 from jaxalign.rewards.functions import build_rewards
@@ -72,3 +73,46 @@ def test_custom_delimiters_template_opened_block():
 def test_bad_reasoning_settings(reasoning, needle):
     with pytest.raises(ConfigError, match=needle):
         build_rewards(({"builtin": "length"},), reasoning=reasoning)
+
+
+# The enable_thinking branch of Qwen3's chat template (ChatML otherwise).
+THINKING_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and enable_thinking is false %}"
+    "<think>\n\n</think>\n\n{% endif %}{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def thinking_tokenizer(tiny_tokenizer):
+    """The tests' tiny BPE tokenizer with a template that reads `enable_thinking`."""
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast.from_pretrained(tiny_tokenizer)
+    tok.chat_template = THINKING_TEMPLATE
+    return tok
+
+
+def test_chat_template_kwargs_reach_the_template(thinking_tokenizer):
+    tok = thinking_tokenizer
+    on = render(tok, "Why?", None, "system_prompt", "gender=female")
+    off = render(tok, "Why?", None, "system_prompt", "gender=female", {"enable_thinking": False})
+    assert on.endswith("<|im_start|>assistant\n") and "gender: female" in on
+    assert off == on + "<think>\n\n</think>\n\n"
+    ids = chat_ids(tok, "Why?", None, enable_thinking=False)
+    assert tok.decode(ids).endswith("</think>\n\n")
+    full = render(tok, "Why?", "Because.", chat_template_kwargs={"enable_thinking": False})
+    assert full.endswith("<|im_start|>assistant\nBecause.<|im_end|>\n")
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"tokenize": True}, r"chat_template_kwargs.tokenize: set by jaxalign itself"),
+        (["enable_thinking"], r"chat_template_kwargs: expected a mapping"),
+    ],
+)
+def test_bad_chat_template_kwargs(thinking_tokenizer, kwargs, needle):
+    with pytest.raises(ConfigError, match=needle):
+        render(thinking_tokenizer, "Why?", None, chat_template_kwargs=kwargs)

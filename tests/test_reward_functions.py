@@ -172,7 +172,10 @@ def test_unknown_model_head_lists_the_allowed_heads(model_dir):
         (({"function": "a:b", "args": [1]},), r"\[0\].args: must be a mapping"),
         (({"model": "d", "head": "toxicity"},), r"\[0\].head: expected GROUP/DIMENSION"),
         (({"model": "d", "head": "all/rudeness"},), r"dimensions: toxicity, emotional_awareness"),
-        (({"builtin": "length", "name": "a b"},), r"\[0\].name: must be a non-empty word"),
+        (
+            ({"builtin": "length", "name": "a/b"},),
+            r"\[0\].name: must be a non-empty string without '/'",
+        ),
         (
             ({"builtin": "length"}, {"builtin": "length", "args": {"target": 3}}),
             r"grpo.rewards\[1\]: reward name 'length' is already used by grpo.rewards\[0\]",
@@ -186,7 +189,9 @@ def test_bad_specs_are_one_config_line_naming_the_index(specs, needle):
 
 
 def test_check_uses_the_given_key_and_good_specs_pass():
-    check_reward_specs(({"function": "pkg.mod:fn"}, {"model": "d", "head": "a=b,c=d/sensitivity"}))
+    check_reward_specs(
+        ({"function": "pkg.mod:fn"}, {"model": "d", "head": "country=United States/sensitivity"})
+    )
     with pytest.raises(ConfigError, match=r"^cfg.r\[0\].builtin"):
         check_reward_specs(({"builtin": "x"},), key="cfg.r")
 
@@ -198,3 +203,20 @@ def test_importing_and_checking_specs_loads_no_jax():
         "assert 'jax' not in sys.modules and 'jaxalign.rewards.model' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bench_grpo_trl_reward_equals_the_length_builtin():
+    # scripts/bench_grpo.py gives TRL a plain function; both sides must score alike.
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_grpo.py"
+    spec = importlib.util.spec_from_file_location("bench_grpo", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    texts = ["one two three", "", "a " * 30, "x\ny z"]
+    ours = build_rewards(({"builtin": "length", "args": {"target": 5}},))(["p"] * 4, texts)
+    theirs = bench.length_reward(
+        ["p"] * 4, [[{"role": "assistant", "content": t}] for t in texts], 5
+    )
+    np.testing.assert_allclose(ours[:, 0], theirs, rtol=1e-6)

@@ -109,6 +109,7 @@ def test_eval_after_resume(finished, tiny_tokenizer, prefs, tmp_path, capsys):
     shutil.rmtree(run / "checkpoints" / "4")
     train(tiny_config(tiny_tokenizer, prefs, run, *FOUR), progress=False)
     args = [f"model.tokenizer={tiny_tokenizer}", f"data.prefs={prefs}", f"train.run_dir={run}"]
+    args.append("eval.evaluators=[preferences,generations]")  # no judge here (test_eval_behaviour)
     code = main(
         ["eval", "--config", str(TINY_CPU), "--max-new-tokens", "2", "--prompts", "1", *args]
     )

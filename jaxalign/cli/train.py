@@ -14,6 +14,8 @@ TRAIN_DESCRIPTION = (
 
 def cmd_train(args) -> int:
     """train."""
+    if args.dry_run:
+        return cmd_dry_run(args)
     cfg = config_from(args, [])
     if cfg.train.algorithm == "grpo":
         from jaxalign.algos.grpo import train
@@ -34,6 +36,17 @@ def cmd_train(args) -> int:
         }
         if counts:
             print(f"  data {split}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_dry_run(args) -> int:
+    """train --dry-run: the memory plan of one compiled step; nothing is written."""
+    from jaxalign.train import memory
+
+    cfg = config_from(args, [])
+    memory.simulate_devices(memory.needed_devices(cfg.train))  # before jax starts
+    for line in memory.dry_run(cfg).lines():
+        print(line)
     return 0
 
 
@@ -75,6 +88,13 @@ def register(groups) -> None:
         "(repeatable; model.*, lora.rank, lora.targets, optim.grad_accum and optim.clip_norm "
         "never can; default: none)",
     )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="compile one train step on abstract shapes for the configured mesh (simulated "
+        "CPU devices where needed) and print per-device memory against "
+        "train.device_memory_gib; reads no weights, writes nothing",
+    )
     add_common(p)
     p.set_defaults(func=cmd_train)
     p = add_parser(
@@ -82,18 +102,24 @@ def register(groups) -> None:
         "eval",
         help="compare a trained run with its base model on held-out data",
         description="Runs the evaluators eval.evaluators names (default: preferences, "
-        "generations); generations writes generations.json into the run directory "
-        "(train.run_dir).",
+        "behaviour). behaviour generates replies of the tuned and the base model to "
+        "eval.prompts (bank, heldout or FILE.jsonl), scores them with eval.scorers and writes "
+        "RUN_DIR/eval/{generations.jsonl, results.json, report.md} (docs/EVALUATION.md); "
+        "generations (legacy) writes RUN_DIR/generations.json.",
         epilog=EPILOG,
     )
     p.add_argument(
-        "--max-new-tokens", type=int_at_least(1), default=48, help="tokens per reply at most"
+        "--max-new-tokens",
+        type=int_at_least(1),
+        default=48,
+        help="tokens per reply at most (generations evaluator; behaviour: eval.max_new_tokens)",
     )
     p.add_argument(
         "--prompts",
         type=int_at_least(1),
         default=8,
-        help="number of held-out prompts to generate for",
+        help="number of held-out prompts to generate for (generations evaluator; behaviour: "
+        "eval.limit)",
     )
     add_common(p)
     p.set_defaults(func=cmd_eval)

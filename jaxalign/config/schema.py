@@ -250,7 +250,9 @@ class ModelSpec:
     random: RandomInitConfig = RandomInitConfig()
     dtype: Literal["fp32", "bf16"] = "fp32"
     param_dtype: Literal["fp32", "bf16"] = "fp32"
-    remat: Literal["none", "full"] = "none"
+    # per-block rematerialisation: full keeps only block inputs; dots_* also keep matmul outputs
+    remat: Literal["none", "full", "dots_saveable", "dots_with_no_batch_dims_saveable"] = "none"
+    scan_layers: bool = False  # blocks stacked on a layer axis, one lax.scan (fast compiles)
     # Attention kernel for unmasked causal rows (data.layout=pairs, no packing): 'cudnn' is the
     # fused flash kernel on NVIDIA GPUs (bf16/fp16 only); masked rows always use XLA.
     attention: Literal["xla", "cudnn"] = "xla"
@@ -350,6 +352,7 @@ class TrainConfig:
     mesh_data: int = field(default=1, metadata=_meta(ge=1))
     mesh_fsdp: int = field(default=-1, metadata=_meta(ge=-1))
     mesh_tensor: int = field(default=1, metadata=_meta(ge=1))
+    device_memory_gib: float = field(default=80.0, metadata=_meta(gt=0.0))  # --dry-run budget
 
 
 @dataclass(frozen=True)

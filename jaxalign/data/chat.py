@@ -3,11 +3,16 @@
 A prompt is a string (one user turn, as `prefs build` writes it) or a list of
 `{"role", "content"}` messages (TRL's conversational format, multi-turn allowed); a response
 is a string (one assistant turn) or a list of messages. Group conditioning adds a system
-statement (`system_prompt`) or a `[group]` tag on the first user turn (`tag`). Training,
+statement (`system_prompt`) or a `[group]` tag on the first user turn (`tag`). Extra template
+variables (`chat_template_kwargs`, e.g. Qwen3's `enable_thinking`) pass through. Training,
 evaluation and `generate` all render through here, so they cannot drift apart.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+
+from jaxalign.errors import ConfigError
 
 
 def group_statement(group: str) -> str:
@@ -41,13 +46,44 @@ def prompt_messages(prompt, conditioning: str = "none", group: str = "all") -> l
     return messages
 
 
-def render(tokenizer, prompt, response, conditioning: str = "none", group: str = "all") -> str:
-    """Chat-template text of the prompt (response None: with generation prompt) or prompt + response."""
+# apply_chat_template's own arguments: a template kwarg of these names would replace them
+RESERVED_TEMPLATE_KWARGS = frozenset(
+    {"conversation", "messages", "tokenize", "add_generation_prompt", "continue_final_message"}
+)
+
+
+def check_template_kwargs(kwargs, key: str = "chat_template_kwargs") -> dict:
+    """A mapping of extra chat-template variables (e.g. Qwen3's enable_thinking) as a dict."""
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise ConfigError(f"{key}: expected a mapping of template variable names to values")
+    clash = sorted(set(kwargs) & RESERVED_TEMPLATE_KWARGS)
+    if clash:
+        raise ConfigError(f"{key}.{clash[0]}: set by jaxalign itself, not a template variable")
+    return dict(kwargs)
+
+
+def render(
+    tokenizer,
+    prompt,
+    response,
+    conditioning: str = "none",
+    group: str = "all",
+    chat_template_kwargs=None,
+) -> str:
+    """Chat-template text of the prompt (response None: with generation prompt) or prompt + response.
+
+    `chat_template_kwargs` are extra template variables, e.g. `{"enable_thinking": False}`.
+    """
+    extra = check_template_kwargs(chat_template_kwargs)
     messages = prompt_messages(prompt, conditioning, group)
     if response is None:
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, **extra
+        )
     messages += as_messages(response, "assistant")
-    return tokenizer.apply_chat_template(messages, tokenize=False)
+    return tokenizer.apply_chat_template(messages, tokenize=False, **extra)
 
 
 def chat_ids(tokenizer, text, system: str | None = None, **template_kwargs) -> list[int]:
@@ -56,7 +92,10 @@ def chat_ids(tokenizer, text, system: str | None = None, **template_kwargs) -> l
         text, "user"
     )
     rendered = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, tokenize=False, **template_kwargs
+        messages,
+        add_generation_prompt=True,
+        tokenize=False,
+        **check_template_kwargs(template_kwargs),
     )
     return tokenizer(rendered, add_special_tokens=False)["input_ids"]
 

@@ -18,6 +18,7 @@ from jaxalign.errors import ConfigError
 
 # Built-in evaluators and the module that registers each.
 BUILTIN = {
+    "behaviour": "jaxalign.eval.behaviour",
     "preferences": "jaxalign.eval.preferences",
     "generations": "jaxalign.eval.generations",
 }

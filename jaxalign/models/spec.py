@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import jax
+
 from jaxalign.config import ModelSpec
 from jaxalign.data.chat import eos_ids
 from jaxalign.errors import JaxalignError
@@ -26,6 +28,7 @@ def build_model(spec: ModelSpec, mesh):
             mesh=mesh,
             remat=spec.remat,
             attention=spec.attention,
+            scan_layers=spec.scan_layers,
             tokenizer=not spec.tokenizer,
         )
         if spec.tokenizer:
@@ -34,8 +37,26 @@ def build_model(spec: ModelSpec, mesh):
     if not spec.tokenizer:
         raise JaxalignError("model.path is empty (random init) but model.tokenizer is not set")
     tokenizer = load_tokenizer(resolve(spec.tokenizer))
+    cfg = random_config(spec, tokenizer)
+    tensors = random_tensors(cfg, spec.random.seed)
+    model = build(
+        cfg,
+        tensors,
+        dtype=DTYPES[spec.dtype],
+        param_dtype=DTYPES[spec.param_dtype],
+        mesh=mesh,
+        remat=spec.remat,
+        attention=spec.attention,
+        scan_layers=spec.scan_layers,
+        source="random init",
+    )
+    return model, tokenizer
+
+
+def random_config(spec: ModelSpec, tokenizer) -> ModelConfig:
+    """The architecture of `model.random` with the tokenizer's vocabulary."""
     r = spec.random
-    cfg = ModelConfig(
+    return ModelConfig(
         family=r.family,
         vocab_size=len(tokenizer),
         hidden_size=r.hidden_size,
@@ -49,15 +70,38 @@ def build_model(spec: ModelSpec, mesh):
         qk_norm=r.family == "qwen3",
         eos_token_id=eos_ids(tokenizer),
     )
-    tensors = random_tensors(cfg, r.seed)
-    model = build(
-        cfg,
-        tensors,
-        dtype=DTYPES[spec.dtype],
-        param_dtype=DTYPES[spec.param_dtype],
-        mesh=mesh,
-        remat=spec.remat,
-        attention=spec.attention,
-        source="random init",
+
+
+def abstract_model(spec: ModelSpec, mesh):
+    """The model `build_model` would give, as shapes with their shardings: only config.json
+    (or a GGUF header, or the tokenizer of a random init) is read, no weights."""
+    from flax import nnx
+
+    from jaxalign.models.decoder import Decoder
+    from jaxalign.models.loading import read_architecture
+    from jaxalign.models.weights import param_table
+    from jaxalign.sharding import named
+
+    if spec.path:
+        cfg = read_architecture(resolve(spec.path))
+    elif not spec.tokenizer:
+        raise JaxalignError("model.path is empty (random init) but model.tokenizer is not set")
+    else:
+        cfg = random_config(spec, load_tokenizer(resolve(spec.tokenizer)))
+    model = nnx.eval_shape(
+        lambda: Decoder(
+            cfg,
+            dtype=DTYPES[spec.dtype],
+            param_dtype=DTYPES[spec.param_dtype],
+            remat=spec.remat,
+            attention=spec.attention,
+            scan_layers=spec.scan_layers,
+            mesh=mesh,
+            rngs=nnx.Rngs(0),
+        )
     )
-    return model, tokenizer
+    for _, param, _, axes in param_table(model):
+        shape = param.get_value()
+        sharding = named(mesh, axes, shape.shape)
+        param.set_value(jax.ShapeDtypeStruct(shape.shape, shape.dtype, sharding=sharding))
+    return model

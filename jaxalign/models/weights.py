@@ -24,42 +24,86 @@ ST_DTYPES = {
 ST_NAMES = {np.dtype(v): k for k, v in ST_DTYPES.items()}
 
 
+LAYERS = "*"  # the layer index in the HF name of a stacked (`model.scan_layers`) parameter
+
+
 def param_table(model) -> Iterator[tuple[str, object, bool, tuple]]:
-    """(HF name, nnx.Param, transpose?, logical axes of our layout) for every parameter."""
+    """(HF name, nnx.Param, transpose?, logical axes of our layout) for every parameter.
+
+    A scanned model (`scan_layers`) has one row per block parameter, stacked on a leading
+    "layers" axis, named `model.layers.*.<suffix>` (`layer_names` lists the HF names); a
+    transpose then swaps the last two axes.
+    """
     yield "model.embed_tokens.weight", model.embed_tokens, False, ("vocab", "embed")
-    for i, layer in enumerate(model.layers):
-        p = f"model.layers.{i}."
-        attn, mlp = layer.self_attn, layer.mlp
-        for name, lin, axes in (
-            ("q_proj", attn.q_proj, ("embed", "heads")),
-            ("k_proj", attn.k_proj, ("embed", "kv_heads")),
-            ("v_proj", attn.v_proj, ("embed", "kv_heads")),
-            ("o_proj", attn.o_proj, ("heads", "embed")),
-        ):
-            yield f"{p}self_attn.{name}.weight", lin.kernel, True, axes
-            if lin.bias is not None:
-                yield f"{p}self_attn.{name}.bias", lin.bias, False, axes[1:]
-        if attn.q_norm is not None:
-            yield f"{p}self_attn.q_norm.weight", attn.q_norm.weight, False, ("norm",)
-            yield f"{p}self_attn.k_norm.weight", attn.k_norm.weight, False, ("norm",)
-        for name, lin, axes in (
-            ("gate_proj", mlp.gate_proj, ("embed", "mlp")),
-            ("up_proj", mlp.up_proj, ("embed", "mlp")),
-            ("down_proj", mlp.down_proj, ("mlp", "embed")),
-        ):
-            yield f"{p}mlp.{name}.weight", lin.kernel, True, axes
-            if lin.bias is not None:
-                yield f"{p}mlp.{name}.bias", lin.bias, False, axes[1:]
-        yield f"{p}input_layernorm.weight", layer.input_layernorm.weight, False, ("norm",)
-        yield (
-            f"{p}post_attention_layernorm.weight",
-            layer.post_attention_layernorm.weight,
-            False,
-            ("norm",),
-        )
+    if getattr(model, "scan_layers", False):
+        for suffix, param, transpose, axes in _block_rows(model.layers):
+            yield f"model.layers.{LAYERS}.{suffix}", param, transpose, ("layers", *axes)
+    else:
+        for i, layer in enumerate(model.layers):
+            for suffix, param, transpose, axes in _block_rows(layer):
+                yield f"model.layers.{i}.{suffix}", param, transpose, axes
     yield "model.norm.weight", model.norm.weight, False, ("norm",)
     if model.lm_head is not None:
         yield "lm_head.weight", model.lm_head, True, ("embed", "vocab")
+
+
+def _block_rows(layer) -> Iterator[tuple[str, object, bool, tuple]]:
+    """param_table rows of one block, named relative to `model.layers.<i>.`."""
+    attn, mlp = layer.self_attn, layer.mlp
+    for name, lin, axes in (
+        ("q_proj", attn.q_proj, ("embed", "heads")),
+        ("k_proj", attn.k_proj, ("embed", "kv_heads")),
+        ("v_proj", attn.v_proj, ("embed", "kv_heads")),
+        ("o_proj", attn.o_proj, ("heads", "embed")),
+    ):
+        yield f"self_attn.{name}.weight", lin.kernel, True, axes
+        if lin.bias is not None:
+            yield f"self_attn.{name}.bias", lin.bias, False, axes[1:]
+    if attn.q_norm is not None:
+        yield "self_attn.q_norm.weight", attn.q_norm.weight, False, ("norm",)
+        yield "self_attn.k_norm.weight", attn.k_norm.weight, False, ("norm",)
+    for name, lin, axes in (
+        ("gate_proj", mlp.gate_proj, ("embed", "mlp")),
+        ("up_proj", mlp.up_proj, ("embed", "mlp")),
+        ("down_proj", mlp.down_proj, ("mlp", "embed")),
+    ):
+        yield f"mlp.{name}.weight", lin.kernel, True, axes
+        if lin.bias is not None:
+            yield f"mlp.{name}.bias", lin.bias, False, axes[1:]
+    yield "input_layernorm.weight", layer.input_layernorm.weight, False, ("norm",)
+    yield "post_attention_layernorm.weight", layer.post_attention_layernorm.weight, False, ("norm",)
+
+
+def layer_names(name: str, num_layers: int) -> list[str]:
+    """The HF tensor names one param_table row stands for (one per layer when stacked)."""
+    if f".{LAYERS}." not in name:
+        return [name]
+    return [name.replace(f".{LAYERS}.", f".{i}.", 1) for i in range(num_layers)]
+
+
+def to_layout(array, transpose: bool):
+    """An HF tensor (or a stack of them) in our layout: [out, in] -> [in, out] when transposed."""
+    return np.swapaxes(array, -1, -2) if transpose else array
+
+
+class StackedSource:
+    """Per-layer host tensors seen as one [L, ...] array, read lazily slice by slice (so a
+    sharded load reads only the layers and blocks each device holds)."""
+
+    def __init__(self, arrays: list, transpose: bool):
+        self.arrays, self.transpose = arrays, transpose
+        shape = tuple(arrays[0].shape)
+        self.shape = (len(arrays), *(shape[:-2] + shape[:-3:-1] if transpose else shape))
+
+    def __getitem__(self, idx):
+        idx = idx if isinstance(idx, tuple) else (idx,)
+        layers = range(len(self.arrays))[idx[0] if idx else slice(None)]
+        rest = idx[1:]
+        return np.stack([to_layout(self.arrays[i], self.transpose)[rest] for i in layers])
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
 
 
 def _read_header(path: Path) -> tuple[dict, int]:

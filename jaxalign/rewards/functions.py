@@ -175,10 +175,9 @@ def _resolve(specs, key: str) -> list[tuple[str, str, float]]:
         kind = _kind(spec, where)
         derived = CHECKS[kind](spec, where)
         name = spec.get("name", derived)
-        if not isinstance(name, str) or not re.fullmatch(r"[\w.\-\[\]=,]+", name):
-            raise ConfigError(
-                f"{where}.name: must be a non-empty word (letters, digits, _.-[]=,), got {name!r}"
-            )
+        if not isinstance(name, str) or not name.strip() or "/" in name:
+            # names become metric keys rewards/<name>/mean
+            raise ConfigError(f"{where}.name: must be a non-empty string without '/', got {name!r}")
         if name in seen:
             raise ConfigError(
                 f"{where}: reward name '{name}' is already used by {key}[{seen[name]}]; "

@@ -24,6 +24,17 @@ def make_schedule(cfg: OptimConfig, total_steps: int) -> optax.Schedule:
     )
 
 
+def decay_mask(params):
+    """Weight decay on matrices only: not on norm weights or biases, also when scanned layers
+    stack them into 2-D arrays."""
+
+    def decays(path, p) -> bool:
+        names = {getattr(k, "key", getattr(k, "name", None)) for k in path}
+        return p.ndim >= 2 and not names & {"bias", "weight"}
+
+    return jax.tree_util.tree_map_with_path(decays, params)
+
+
 def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransformation:
     """AdamW with warm-up then cosine/linear decay (or constant), clipping, no decay on 1-D params."""
     tx = optax.adamw(
@@ -31,7 +42,7 @@ def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransfor
         b1=cfg.b1,
         b2=cfg.b2,
         weight_decay=cfg.weight_decay,
-        mask=lambda params: jax.tree.map(lambda p: p.ndim >= 2, params),
+        mask=decay_mask,
     )
     if cfg.clip_norm > 0:
         tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), tx)

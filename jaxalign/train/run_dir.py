@@ -37,6 +37,7 @@ IGNORED = (
     "train.keep_checkpoints",
     "train.best_metric",
     "train.mesh_",
+    "train.device_memory_gib",
     "data.eval_batch_size",
 )
 # Keys that change the shape or structure of the saved state: never allowed on resume.
@@ -64,6 +65,7 @@ def changed_keys(old: dict, new: dict, only: tuple[str, ...] = ()) -> list[str]:
 
 def check_resume(old: dict, new: dict, allow: tuple[str, ...], where: Path) -> None:
     """Refuse (one line naming the keys) a resume whose config differs from the checkpoint's."""
+    _check_layout(old, new, where)
     changed = changed_keys(old, new)
     blocked = [k for k in changed if k.startswith(STRUCTURAL) or k not in allow]
     if not blocked:
@@ -82,8 +84,22 @@ def check_resume(old: dict, new: dict, allow: tuple[str, ...], where: Path) -> N
     )
 
 
+def _check_layout(old: dict, new: dict, where: Path) -> None:
+    """Refuse parameters saved with the other `model.scan_layers` layout (runs saved before
+    the key existed are unscanned): stacked and per-layer trees do not restore into each other."""
+    saved = bool(old.get("model", {}).get("scan_layers", False))
+    wanted = bool(new.get("model", {}).get("scan_layers", False))
+    if saved != wanted:
+        raise ConfigError(
+            f"{where}: its checkpoint was saved with model.scan_layers={str(saved).lower()}, this "
+            f"config has {str(wanted).lower()}; layers cannot be restacked on load: set "
+            f"model.scan_layers={str(saved).lower()} or use a new train.run_dir"
+        )
+
+
 def check_model(old: dict, new: dict, where: Path) -> None:
     """Refuse to load a run's parameters into a model of a different configuration."""
+    _check_layout(old, new, where)
     changed = changed_keys(old, new, only=("model.", "lora."))
     if changed:
         a, b = flatten(old), flatten(new)

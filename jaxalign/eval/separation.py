@@ -1,0 +1,107 @@
+"""Keeping the judge apart from training: judges come from the judge fold of the raters, and a
+run whose preferences (or GRPO reward) learned from the evaluation judge's fold is refused.
+
+The preference manifest (prefs build) and the rating model's model.json both record their
+fold: {fold, judge_fraction, fold_seed, raters, hash}. They are "circular" when they name the
+same fold or the same set of raters (hash).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from jaxalign.errors import DataError
+
+
+def prefs_manifest(cfg) -> tuple[Path, dict | None]:
+    """(path, manifest) of the run's preference file; manifest None when absent."""
+    prefs = Path(cfg.data.prefs)
+    path = prefs.with_name(prefs.name.removesuffix(".jsonl") + ".manifest.json")
+    if not path.is_file():
+        return path, None
+    try:
+        return path, json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise DataError(f"{path}: not valid JSON") from None
+
+
+def check_not_circular(judge_fold: dict, train_fold: dict | None, what: str, where) -> None:
+    """DataError 'circular evaluation' when the judge shares a fold with what was trained on."""
+    if not train_fold:
+        return
+    same = judge_fold.get("fold") == train_fold.get("fold") or (
+        judge_fold.get("hash") and judge_fold.get("hash") == train_fold.get("hash")
+    )
+    if same:
+        raise DataError(
+            f"{where}: circular evaluation: the judge and the run's {what} both learned from "
+            f"the {train_fold.get('fold')} fold (raters hash {train_fold.get('hash')})"
+        )
+
+
+def cache_dir(cfg) -> Path:
+    """Where base generations and trained judges are cached."""
+    return Path(cfg.eval.cache_dir or Path(cfg.train.run_dir).parent / "_eval_cache")
+
+
+def train_judge(cfg, manifest: dict, manifest_path: Path) -> Path:
+    """A judge-fold rating model from the ratings the preferences came from (cached)."""
+    from jaxalign.config import Config, RatingsConfig, config_hash, from_dict
+    from jaxalign.rewards.run import train_model
+
+    ratings = manifest.get("input", {}).get("path")
+    if not ratings or not Path(ratings).is_file():
+        raise DataError(
+            f"{manifest_path}: its ratings file {ratings!r} is missing; set eval.judge to a "
+            "judge-fold rating model (jaxalign reward train --fold judge)"
+        )
+    rcfg = from_dict(RatingsConfig, manifest["ratings_options"], source=str(manifest_path))
+    if rcfg.judge_fraction <= 0:
+        raise DataError(
+            f"{manifest_path}: the preferences used every rater (ratings.judge_fraction=0), so "
+            "no judge fold is left; rebuild them with ratings.judge_fraction=0.2"
+        )
+    reward = replace(cfg.reward, fold="judge", groups=tuple(cfg.eval.judge_groups))
+    judge_cfg = Config(ratings=rcfg, reward=reward)
+    key = f"{manifest['input']['sha256'][:12]}-{config_hash((reward, rcfg))[:12]}"
+    out = cache_dir(cfg) / f"judge-{key}"
+    if not (out / "model.json").is_file():
+        train_model(ratings, out, judge_cfg)
+    return out
+
+
+def resolve_judge(cfg) -> tuple[str, dict | None]:
+    """(judge model directory, the prefs manifest's fold); refuses a circular judge."""
+    from jaxalign.rewards.model import RatingModel
+
+    manifest_path, manifest = prefs_manifest(cfg)
+    if cfg.eval.judge:
+        judge = cfg.eval.judge
+    elif manifest is None:
+        raise DataError(
+            f"{manifest_path}: no preference manifest to find the ratings for a judge; "
+            "set eval.judge to a judge-fold rating model or leave 'judge' out of eval.scorers"
+        )
+    else:
+        judge = str(train_judge(cfg, manifest, manifest_path))
+    fold = RatingModel(judge).meta.get("fold", {})
+    prefs_fold = (manifest or {}).get("fold")
+    check_not_circular(fold, prefs_fold, "preferences", judge)
+    return judge, prefs_fold
+
+
+def reward_vs_judge(reward_gain: float, judge_gain: float, limit: float = 2.0) -> dict:
+    """GRPO hook: the training reward's gain beside the judge's; a ratio above `limit` warns.
+
+    A policy that raises its own reward much more than an independent judge's score is
+    likely exploiting the reward model (Goodhart); GRPO cells report both.
+    """
+    ratio = reward_gain / judge_gain if judge_gain else float("inf")
+    return {
+        "reward_gain": reward_gain,
+        "judge_gain": judge_gain,
+        "ratio": ratio,
+        "goodhart_warning": bool(reward_gain > 0 and (judge_gain <= 0 or ratio > limit)),
+    }
