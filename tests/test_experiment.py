@@ -361,3 +361,17 @@ def test_cells_are_blocked_until_their_algorithm_and_rewards_exist(tmp_path):
     )
     rewarded = next(c for c in with_rewards if c.algorithm == "grpo")
     assert blocker({"dpo": print, "grpo": print})(rewarded) is None
+
+
+def test_comparisons_prefer_the_judge_when_no_scorer_is_named(tmp_path):
+    from jaxalign.experiments.report import comparison_rows
+
+    exp = load_experiment(write_exp(tmp_path))
+    conds = [
+        {"dimension": "toxicity", "group": "all", "condition": cond, "scorer": scorer}
+        | {"reduction": red, "reduction_ci": [red - 0.01, red + 0.01]}
+        for cond in ("prefs.scale=5", "prefs.scale=2")
+        for scorer, red in (("hatesonar", 0.0), ("judge", 0.2 if cond.endswith("5") else 0.1))
+    ]
+    (row,) = comparison_rows(exp, conds)
+    assert row["scorer"] == "judge" and row["greater_pct"] == pytest.approx(100.0)

@@ -108,7 +108,8 @@ def _pick(conds: list[dict], name: str, comp: Compare) -> dict | None:
         and c["group"] == comp.group
         and (not comp.scorer or c["scorer"] == comp.scorer)
     ]
-    return matches[0] if matches else None
+    judged = [c for c in matches if c["scorer"] == "judge"]  # the primary scorer (rating model)
+    return (judged or matches or [None])[0]
 
 
 def comparison_rows(exp: Experiment, conds: list[dict], paired=None) -> list[dict]:
