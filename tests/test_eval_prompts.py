@@ -108,3 +108,9 @@ def test_reward_vs_judge_hook_warns_on_goodhart():
     assert not separation.reward_vs_judge(0.2, 0.15)["goodhart_warning"]
     out = separation.reward_vs_judge(0.9, 0.1)
     assert out["ratio"] == pytest.approx(9.0) and out["goodhart_warning"]
+
+
+def test_judge_without_a_prefs_file_is_one_line():
+    cfg = load_config("configs/train/tiny_grpo.yaml", [])  # GRPO: prompts, no data.prefs
+    with pytest.raises(DataError, match=r"^data\.prefs: not set, so there is no preference"):
+        separation.resolve_judge(cfg)

@@ -15,8 +15,11 @@ from pathlib import Path
 from jaxalign.errors import DataError
 
 
-def prefs_manifest(cfg) -> tuple[Path, dict | None]:
-    """(path, manifest) of the run's preference file; manifest None when absent."""
+def prefs_manifest(cfg) -> tuple[Path | None, dict | None]:
+    """(path, manifest) of the run's preference file; manifest None when absent, both None
+    when the config names no preference file (a GRPO run on plain prompts)."""
+    if not cfg.data.prefs:
+        return None, None
     prefs = Path(cfg.data.prefs)
     path = prefs.with_name(prefs.name.removesuffix(".jsonl") + ".manifest.json")
     if not path.is_file():
@@ -80,8 +83,9 @@ def resolve_judge(cfg) -> tuple[str, dict | None]:
     if cfg.eval.judge:
         judge = cfg.eval.judge
     elif manifest is None:
+        where = f"{manifest_path}:" if manifest_path else "data.prefs: not set, so there is"
         raise DataError(
-            f"{manifest_path}: no preference manifest to find the ratings for a judge; "
+            f"{where} no preference manifest to find the ratings for a judge; "
             "set eval.judge to a judge-fold rating model or leave 'judge' out of eval.scorers"
         )
     else:
