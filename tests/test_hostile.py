@@ -353,6 +353,19 @@ CASES = [
         ["lora.rank=8: key=value overrides apply to --run-config"],
     ),
     (
+        "export-into-the-run-it-reads",
+        lambda t, r, f: [
+            "model",
+            "export",
+            "--run-config",
+            _file(t, "run.yaml", "train: {run_dir: r}\n"),
+            "--out",
+            "r/export",
+        ],
+        1,
+        ["r/export: is inside r, which this export reads"],
+    ),
+    (
         "export-model-and-run-config",
         lambda t, r, f: [
             "model",

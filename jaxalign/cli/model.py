@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from jaxalign.cli.common import add_debug, add_overwrite, add_parser, float_in, int_at_least
-from jaxalign.errors import JaxalignError
+from jaxalign.errors import DataError, JaxalignError
 
 MODEL_HELP = (
     "HF directory, .gguf file or 'smollm2' (the bundled SmolLM2-135M-Instruct, a 4-bit Q4_1 GGUF)"
@@ -44,11 +45,23 @@ def _export_inputs(args) -> list[str]:
     return [args.model] if args.model != "smollm2" else []
 
 
+def _refuse_inside_inputs(shown: str, out: Path, inputs: list[str]) -> None:
+    """An export never goes inside the run or model directory it reads (docs/SAFETY.md)."""
+    for item in inputs:
+        source = Path(item).resolve()
+        if out.is_relative_to(source):
+            raise DataError(
+                f"{shown}: is inside {item}, which this export reads; write it elsewhere"
+            )
+
+
 def cmd_model_export(args) -> int:
     """model export: a model path, or (--run-config) the newest checkpoint of a training run."""
     from jaxalign.io import check_output
 
-    check_output(args.out, "model export", inputs=_export_inputs(args), overwrite=args.overwrite)
+    inputs = _export_inputs(args)
+    out = check_output(args.out, "model export", inputs=inputs, overwrite=args.overwrite)
+    _refuse_inside_inputs(args.out, out, inputs)
     cfg = _run_config(args)
     from jaxalign.models import export_hf, load_pretrained
     from jaxalign.progress import bar
