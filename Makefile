@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip -q --disable-pip-version-check
 
-.PHONY: setup demo test test-fast lint format bench lock clean
+.PHONY: setup demo test test-fast lint format bench lock clean experiments-smoke
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -40,6 +40,19 @@ demo: $(STAMP)
 	$(BIN)/jaxalign train --config configs/train/smollm2_demo.yaml
 	$(BIN)/jaxalign eval --config configs/train/smollm2_demo.yaml
 	@echo "demo outputs in runs/demo (analysis/summary.md; dpo/: checkpoints, tensorboard, results.json; dpo/eval/: report.md, results.json, generations.jsonl)"
+
+# The smoke version of every shipped experiment (tiny model, a few steps: checks the plumbing,
+# not the science); docs/EXPERIMENTS.md. Rerunning skips every finished stage.
+EXPERIMENTS := scale disagreement optimizer demographics null_control
+EXPERIMENTS_ROOT ?= runs/experiments/smoke
+experiments-smoke: $(STAMP)
+	@for e in $(EXPERIMENTS); do echo "report: $(EXPERIMENTS_ROOT)/$$e/report/report.md"; done
+	@failed=0; for e in $(EXPERIMENTS); do \
+	  $(BIN)/jaxalign experiment run configs/experiments/$$e.yaml --mode smoke --root $(EXPERIMENTS_ROOT) || failed=$$((failed+1)); \
+	  $(BIN)/jaxalign experiment report configs/experiments/$$e.yaml --mode smoke --root $(EXPERIMENTS_ROOT) || failed=$$((failed+1)); \
+	done; \
+	for e in $(EXPERIMENTS); do echo "report: $(EXPERIMENTS_ROOT)/$$e/report/report.md"; done; \
+	test $$failed -eq 0
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_survey.py --write docs/BENCHMARKS.md

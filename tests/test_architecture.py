@@ -74,6 +74,10 @@ RULES = {
         importer=("jaxalign.survey", "jaxalign.prefs"),
         forbidden=("jax", "flax", "jaxalign.models", "jaxalign.train", "jaxalign.algos"),
     ),
+    "experiments get their trainers from the CLI and import no jax themselves": dict(
+        importer=("jaxalign.experiments", "jaxalign.config.experiment"),
+        forbidden=("jax", "flax", "jaxalign.algos", "jaxalign.train", "jaxalign.models"),
+    ),
     "only progress.py draws bars (nested tqdm bars print stray escape codes)": dict(
         importer=tuple(sorted(set(GRAPH) - {"jaxalign", "jaxalign.progress"})),
         forbidden=("tqdm",),

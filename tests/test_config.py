@@ -10,7 +10,12 @@ from jaxalign.config import Config, config_hash, dump, load_config
 from jaxalign.config.core import from_dict, read_yaml
 from jaxalign.errors import ConfigError
 
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").rglob("*.yaml"))
+# Experiment files are not configs but grids of them (tests/test_experiment*.py check them).
+CONFIGS = sorted(
+    p
+    for p in (Path(__file__).parent.parent / "configs").rglob("*.yaml")
+    if p.parent.name != "experiments"
+)
 
 
 def test_configs_exist():

@@ -17,11 +17,11 @@ import typing
 from collections.abc import Iterator
 
 from jaxalign import __version__
-from jaxalign.cli import config, model, prefs, survey, train
+from jaxalign.cli import config, experiment, model, prefs, survey, train
 from jaxalign.cli.common import EPILOG
 from jaxalign.errors import JaxalignError
 
-GROUPS = (survey, prefs, model, train, config)
+GROUPS = (survey, prefs, model, train, experiment, config)
 QUIET_LOGGERS = ("absl", "jax._src.xla_bridge", "orbax", "tensorflow")
 
 

@@ -202,6 +202,8 @@ class PrefsConfig:
     disagreement: Literal["majority", "mean", "preserve", "soft"] = "preserve"
     keep_ties: bool = False
     min_ratings: int = field(default=1, metadata=_meta(ge=1))
+    # Equal group sizes: each group keeps this many raters, chosen by a hash of their id (0: all).
+    max_raters: int = field(default=0, metadata=_meta(ge=0))
     text_language: Literal["en", "de"] = "en"
     split: SplitConfig = SplitConfig()
 

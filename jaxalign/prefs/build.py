@@ -93,6 +93,22 @@ def _variants(cfg: PrefsConfig) -> list[tuple[tuple[str, ...], np.ndarray | None
     return [(cfg.dimensions, w / w.sum())]
 
 
+def subsample_raters(sub: pd.DataFrame, expr: str, max_raters: int) -> pd.DataFrame:
+    """Keep `max_raters` of a group's raters (lowest SHA-256 of their id), all if 0."""
+    if not max_raters:
+        return sub
+    raters = sorted(
+        sub["rater_id"].astype(str).unique(),
+        key=lambda r: hashlib.sha256(r.encode()).hexdigest(),
+    )
+    if len(raters) < max_raters:
+        raise DataError(
+            f"prefs.max_raters={max_raters}: group '{expr}' has only {len(raters)} raters; "
+            "lower prefs.max_raters to the smallest group's count"
+        )
+    return sub.loc[sub["rater_id"].astype(str).isin(set(raters[:max_raters]))]
+
+
 def build_records(frame: pd.DataFrame, cfg: PrefsConfig) -> tuple[list[dict], dict]:
     """All preference records for every configured group, plus counts for the manifest."""
     splits = assign_splits(frame["question_id"], cfg)
@@ -110,8 +126,7 @@ def build_records(frame: pd.DataFrame, cfg: PrefsConfig) -> tuple[list[dict], di
     )
     with bar(cfg.groups, desc="prefs", unit="group", disable=None) as ticks:
         for expr in ticks:
-            mask = group_mask(frame, expr)
-            sub = frame.loc[mask]
+            sub = subsample_raters(frame.loc[group_mask(frame, expr)], expr, cfg.max_raters)
             before = len(records)
             if not sub.empty:
                 scores = score_table(sub, cfg)
