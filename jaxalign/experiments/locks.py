@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from jaxalign.errors import JaxalignError
+from jaxalign.io import pid_alive
 
 STALE_AFTER_S = 6 * 3600.0
 
@@ -31,17 +32,6 @@ class LockBusy(JaxalignError):
 def _owner() -> dict:
     """This process, as recorded in a lock file."""
     return {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's live process
-    return True
 
 
 def is_stale(path: Path, stale_after: float = STALE_AFTER_S, now: float | None = None) -> bool:
@@ -58,7 +48,7 @@ def is_stale(path: Path, stale_after: float = STALE_AFTER_S, now: float | None =
             started, host, pid = path.stat().st_mtime, "", -1
         except FileNotFoundError:
             return False
-    if host == socket.gethostname() and pid != os.getpid() and not _alive(pid):
+    if host == socket.gethostname() and pid != os.getpid() and not pid_alive(pid):
         return True
     return (time.time() if now is None else now) - started > stale_after
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from jaxalign.errors import ConfigError, JaxalignError
-from jaxalign.io import staged_files
+from jaxalign.io import pid_alive, staged_files
 
 log = logging.getLogger("jaxalign")
 
@@ -153,17 +153,6 @@ def prepare(path: Path) -> Path:
     return path
 
 
-def _alive(pid: int) -> bool:
-    """Whether process `pid` exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _holder(lock: Path) -> dict | None:
     """The lock file's {pid, host, since}, or None if it vanished or is unreadable."""
     try:
@@ -209,7 +198,7 @@ def locked(run_dir: Path) -> Iterator[None]:
         if _claim(lock, info):
             break
         holder = _holder(lock) or {}
-        if holder.get("host") == info["host"] and not _alive(int(holder.get("pid", -1))):
+        if holder.get("host") == info["host"] and not pid_alive(int(holder.get("pid", -1))):
             _break_stale(lock, holder)
             continue
         since = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(holder.get("since", 0))))
