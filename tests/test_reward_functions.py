@@ -154,7 +154,10 @@ def test_unknown_model_head_lists_the_allowed_heads(model_dir):
         ((), r"grpo.rewards: at least one reward is needed"),
         ({"builtin": "length"}, r"grpo.rewards: expected a list of reward specs"),
         (("length",), r"grpo.rewards\[0\]: expected a mapping"),
-        (({"name": "x"},), r"\[0\]: needs exactly one of builtin, function, model \(found none\)"),
+        (
+            ({"name": "x"},),
+            r"\[0\]: needs exactly one of builtin, function, model, scorer \(found none\)",
+        ),
         (({"builtin": "length", "model": "d"},), r"\(found builtin and model\)"),
         (({"builtin": "length", "head": "all/toxicity"},), r"\[0\].head: unknown key"),
         (
@@ -172,6 +175,9 @@ def test_unknown_model_head_lists_the_allowed_heads(model_dir):
         (({"function": "a:b", "args": [1]},), r"\[0\].args: must be a mapping"),
         (({"model": "d", "head": "toxicity"},), r"\[0\].head: expected GROUP/DIMENSION"),
         (({"model": "d", "head": "all/rudeness"},), r"dimensions: toxicity, emotional_awareness"),
+        (({"scorer": "judge"},), r"\[0\].scorer: 'judge' is an evaluation scorer; use a rating"),
+        (({"scorer": "detoxify"},), r"\[0\].scorer: 'detoxify' is not one of hatesonar, profan"),
+        (({"scorer": "vader", "args": {}},), r"\[0\].args: unknown key for a scorer reward"),
         (
             ({"builtin": "length", "name": "a/b"},),
             r"\[0\].name: must be a non-empty string without '/'",
@@ -186,6 +192,19 @@ def test_bad_specs_are_one_config_line_naming_the_index(specs, needle):
     with pytest.raises(ConfigError, match=needle) as err:
         check_reward_specs(specs)
     assert "\n" not in str(err.value)
+
+
+def test_offline_scorer_rewards_are_oriented_higher_is_better_on_0_1():
+    texts = ["You are a stupid idiot and I hate you.", "Thank you, that is a kind question."]
+    rewards = build_rewards(
+        ({"scorer": "profanity"}, {"scorer": "hatesonar", "weight": 0.5}, {"scorer": "vader"})
+    )
+    assert rewards.names == ["profanity", "hatesonar", "vader"]
+    np.testing.assert_array_equal(rewards.weights, np.float32([1.0, 0.5, 1.0]))
+    got = rewards(["q", "q"], texts)
+    assert got.shape == (2, 3) and np.all((got >= 0) & (got <= 1))
+    # Toxicity scorers: lower toxicity is the higher reward; VADER: more positive is higher.
+    assert got[1, 0] > got[0, 0] and got[1, 1] > got[0, 1] and got[1, 2] > got[0, 2]
 
 
 def test_check_uses_the_given_key_and_good_specs_pass():

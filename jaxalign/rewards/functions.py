@@ -4,6 +4,7 @@ Spec kinds (each a mapping with optional `name` and `weight`, default 1.0):
   {builtin: length|avoid_word, args: {...}}   programmatic rewards (smoke configs)
   {function: "module:function", args: {...}}  TRL's `fn(prompts, completions, **kw)`
   {model: DIR, head: GROUP/DIMENSION}          a rating-model head, oriented higher = better
+  {scorer: profanity|hatesonar|vader}          an offline scorer (rewards/scorer_rewards.py)
 NaN in the result means "not scorable" (a function's None, an unclosed reasoning block under
 `unclosed: nan`). Checking specs imports nothing heavy and reads no files; `build_rewards`
 imports functions and loads models. docs/REWARDS.md has the reference.
@@ -23,9 +24,10 @@ from jaxalign.config.vocab import DIMENSIONS
 from jaxalign.data.reasoning import DEFAULTS as REASONING_DEFAULTS
 from jaxalign.data.reasoning import UNCLOSED, answer_texts
 from jaxalign.errors import ConfigError, DataError
+from jaxalign.rewards.scorer_rewards import check_scorer, scorer_reward
 
-KINDS = ("builtin", "function", "model")
-KIND_KEYS = {"builtin": {"args"}, "function": {"args"}, "model": {"head"}}
+KINDS = ("builtin", "function", "model", "scorer")
+KIND_KEYS = {"builtin": {"args"}, "function": {"args"}, "model": {"head"}, "scorer": set()}
 COMMON_KEYS = {"name", "weight"}
 
 
@@ -162,7 +164,12 @@ def _check_weight(spec: dict, where: str) -> float:
     return float(weight)
 
 
-CHECKS = {"builtin": _check_builtin, "function": _check_function, "model": _check_model}
+CHECKS = {
+    "builtin": _check_builtin,
+    "function": _check_function,
+    "model": _check_model,
+    "scorer": check_scorer,
+}
 
 
 def _resolve(specs, key: str) -> list[tuple[str, str, float]]:
@@ -360,6 +367,8 @@ def build_rewards(specs, *, reasoning: dict | None = None, key: str = "grpo.rewa
             scorers.append(_builtin_scorer(spec))
         elif kind == "function":
             scorers.append(_function_scorer(spec, where))
+        elif kind == "scorer":
+            scorers.append(scorer_reward(spec))
         else:
             scorers.append(_model_scorer(spec, where, models))
     return RewardSet([n for _, n, _ in resolved], [w for _, _, w in resolved], scorers, reasoning)
