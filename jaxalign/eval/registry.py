@@ -8,13 +8,12 @@ test) adds one with `@register("name")`.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jaxalign.errors import ConfigError
+from jaxalign.eval.named import Named
 
 # Built-in evaluators and the module that registers each.
 BUILTIN = {
@@ -22,7 +21,8 @@ BUILTIN = {
     "preferences": "jaxalign.eval.preferences",
     "generations": "jaxalign.eval.generations",
 }
-_REGISTRY: dict[str, Callable[[EvalRun], Comparison]] = {}
+_NAMED = Named("an evaluator", BUILTIN)
+_REGISTRY: dict[str, Callable] = _NAMED.entries
 
 
 @dataclass(frozen=True)
@@ -51,33 +51,22 @@ class Comparison:
 
 def register(name: str):
     """Decorator: make the function the evaluator called `name`."""
-
-    def add(fn):
-        _REGISTRY[name] = fn
-        return fn
-
-    return add
+    return _NAMED.register(name)
 
 
 def names() -> tuple[str, ...]:
     """Every evaluator name, sorted."""
-    return tuple(sorted({*BUILTIN, *_REGISTRY}))
+    return _NAMED.names()
 
 
 def check(selected: Sequence[str], key: str = "eval.evaluators") -> None:
     """Refuse an unknown name in one line that lists the allowed ones."""
-    for name in selected:
-        if name not in _REGISTRY and name not in BUILTIN:
-            allowed = ", ".join(names())
-            raise ConfigError(f"{key}: {name!r} is not an evaluator; expected one of {allowed}")
+    _NAMED.check(selected, key)
 
 
 def get(name: str) -> Callable[[EvalRun], Comparison]:
     """The evaluator called `name` (importing its module if it is a built-in)."""
-    check((name,))
-    if name not in _REGISTRY:
-        importlib.import_module(BUILTIN[name])
-    return _REGISTRY[name]
+    return _NAMED.get(name, "eval.evaluators")
 
 
 def run_all(run: EvalRun, selected: Sequence[str]) -> list[tuple[str, Comparison]]:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jaxalign.errors import ConfigError, DataError, JaxalignError
+from jaxalign.errors import DataError, JaxalignError
+from jaxalign.eval.named import Named
 
 # Built-in scorers and the module that registers each ("judge" is built per model directory).
 BUILTIN = {
@@ -26,7 +27,7 @@ BUILTIN = {
     "vader": "jaxalign.eval.scorers.offline",
     "judge": "jaxalign.eval.scorers.judge",
 }
-_REGISTRY: dict[str, Callable[..., Scorer]] = {}
+_NAMED = Named("a scorer", BUILTIN)
 
 
 @dataclass
@@ -61,34 +62,22 @@ class Scorer:
 
 def register(name: str):
     """Decorator: `fn(**options) -> Scorer` builds the scorer called `name`."""
-
-    def add(fn):
-        _REGISTRY[name] = fn
-        return fn
-
-    return add
+    return _NAMED.register(name)
 
 
 def names() -> tuple[str, ...]:
     """Every scorer name, sorted."""
-    return tuple(sorted({*BUILTIN, *_REGISTRY}))
+    return _NAMED.names()
 
 
 def check(selected: Sequence[str], key: str = "eval.scorers") -> None:
     """Refuse an unknown scorer name in one line listing the allowed ones."""
-    for name in selected:
-        if name not in _REGISTRY and name not in BUILTIN:
-            raise ConfigError(
-                f"{key}: {name!r} is not a scorer; expected one of {', '.join(names())}"
-            )
+    _NAMED.check(selected, key)
 
 
 def build(name: str, **options) -> Scorer:
     """The scorer called `name`, built (its package imported) now."""
-    check((name,))
-    if name not in _REGISTRY:
-        importlib.import_module(BUILTIN[name])
-    return _REGISTRY[name](**options)
+    return _NAMED.get(name, "eval.scorers")(**options)
 
 
 def require(module: str, package: str):
