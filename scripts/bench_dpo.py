@@ -39,6 +39,7 @@ from jaxalign.algos.dpo_eval import step_flops
 from jaxalign.config import DataConfig, DPOConfig, OptimConfig
 from jaxalign.data.preferences import Encoded, collate, longest_run
 from jaxalign.models.config import ModelConfig
+from jaxalign.models.decoder import REMAT_POLICIES
 from jaxalign.models.loading import DTYPES, build, random_tensors
 from jaxalign.models.weights import param_table
 from jaxalign.sharding import make_mesh
@@ -46,7 +47,9 @@ from jaxalign.train.dpo import frozen_reference, make_train_step
 from jaxalign.train.optim import make_optimizer
 
 
-def random_model(shape: str, dtype: str, remat: str, mesh, attention: str = "xla"):
+def random_model(
+    shape: str, dtype: str, remat: str, mesh, attention: str = "xla", scan_layers: bool = False
+):
     """A Llama of the named shape with N(0, 0.02) weights, placed on `mesh`."""
     cfg = shape_config(shape)
     tensors = random_tensors(cfg)
@@ -59,6 +62,7 @@ def random_model(shape: str, dtype: str, remat: str, mesh, attention: str = "xla
         mesh=mesh,
         remat=remat,
         attention=attention,
+        scan_layers=scan_layers,
     ), cfg
 
 
@@ -118,8 +122,8 @@ def flops(cfg: ModelConfig, pairs: int, seq: int, n_params: int) -> float:
     return 6 * n_params * tokens + 2 * n_params * tokens + attn + attn / 3
 
 
-def main() -> None:
-    """Run both sides and report."""
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options (`--remat` takes every `model.remat` policy the model has)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--torch-ref", type=Path, required=True)
     ap.add_argument("--shape", default="smollm2-135m", choices=sorted(SHAPES))
@@ -127,7 +131,10 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--prompt", type=int, default=32)
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
-    ap.add_argument("--remat", choices=["none", "full"], default="none")
+    ap.add_argument("--remat", choices=list(REMAT_POLICIES), default="none")
+    ap.add_argument(
+        "--scan-layers", action="store_true", help="model.scan_layers: one lax.scan over the layers"
+    )
     ap.add_argument("--layouts", default="shared_prompt,pairs", help="comma list of data.layout")
     ap.add_argument("--attention", choices=["xla", "cudnn"], default="xla")
     ap.add_argument(
@@ -144,7 +151,12 @@ def main() -> None:
     )
     ap.add_argument("--write", type=Path)
     ap.add_argument("--section", default="bench_dpo_cpu")
-    a = ap.parse_args()
+    return ap.parse_args(argv)
+
+
+def main() -> None:
+    """Run both sides and report."""
+    a = parse_args()
 
     rows = []
     variants = [[]] + ([["--compile"]] if a.torch_compile else [])
@@ -178,7 +190,7 @@ def main() -> None:
         mfu = out["mfu"] if a.peak_tflops else None
         rows.append((out["impl"] + mem, out["median_step_s"], out["tokens_per_s"], mfu, None))
     mesh = make_mesh(devices=jax.devices()[:1])
-    model, cfg = random_model(a.shape, a.dtype, a.remat, mesh, a.attention)
+    model, cfg = random_model(a.shape, a.dtype, a.remat, mesh, a.attention, a.scan_layers)
     n_params = sum(int(np.prod(p.get_value().shape)) for _, p, _, _ in param_table(model))
     tokens = 2 * a.pairs * a.seq
     data = synthetic_pairs(a.pairs, a.seq, a.prompt, cfg.vocab_size)
