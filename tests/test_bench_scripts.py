@@ -56,9 +56,7 @@ def test_bench_dpo_refuses_an_unknown_remat_policy(bench, capsys):
 
 def test_bench_dpo_builds_the_model_it_is_asked_for(bench, monkeypatch):
     monkeypatch.setattr(bench, "shape_config", lambda shape: TINY)
-    model, cfg = bench.random_model(
-        "smollm2-135m", "fp32", "dots_saveable", None, scan_layers=True
-    )
+    model, cfg = bench.random_model("smollm2-135m", "fp32", "dots_saveable", None, scan_layers=True)
     assert (model.remat, model.scan_layers, cfg) == ("dots_saveable", True, TINY)
     # scanned: one stacked block with a leading layer axis
     assert model.layers.mlp.up_proj.kernel.get_value().shape == (2, 32, 64)
