@@ -16,7 +16,7 @@
 #   carry, so the model-layer bench uses the SmolLM2 shape with random weights there.)
 # Run there with carry [".whl", ".bench"]:  bash scripts/bench_gpu.sh
 # STAGES="models compat_tests" bash scripts/bench_gpu.sh runs only the named stages (default: all).
-# Writes the bench_dpo_gpu_1b, bench_dpo_gpu_05b, bench_models_gpu and bench_grpo_gpu sections of
+# Writes the bench_dpo_gpu_1b, profile_dpo_gpu_1b, bench_dpo_gpu_05b, bench_models_gpu and bench_grpo_gpu sections of
 # docs/BENCHMARKS.md and copies that file and the logs to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,7 @@ fi
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv || true
 python3 -c "import jax, flax, optax, orbax.checkpoint as o, torch, transformers; print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', optax.__version__, 'orbax', o.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"
-STAGES="${STAGES:-dpo_1b dpo_05b models grpo compat_tests}"
+STAGES="${STAGES:-dpo_1b profile_1b dpo_05b models grpo compat_tests}"
 stage() {  # name, seconds, command...
   local name=$1 limit=$2; shift 2
   case " $STAGES " in *" $name "*) ;; *) echo "=== $name: skipped"; return 0 ;; esac
@@ -49,6 +49,10 @@ stage dpo_1b 300 env XLA_PYTHON_CLIENT_MEM_FRACTION=0.92 python3 scripts/bench_d
   --torch-ref .bench/torch_dpo_reference.py --shape llama-1b --pairs 4 --seq 1024 --prompt 256 \
   --dtype bf16 --steps 5 --torch-compile --attention cudnn --layouts pairs,shared_prompt \
   --peak-tflops 989 --section bench_dpo_gpu_1b --write docs/BENCHMARKS.md
+# 1b. Where that step's time goes (matmul, attention, log-softmax, optimizer), same shape.
+stage profile_1b 150 env XLA_PYTHON_CLIENT_MEM_FRACTION=0.92 python3 scripts/profile_dpo.py \
+  --shape llama-1b --pairs 4 --seq 1024 --prompt 256 --dtype bf16 --attention cudnn \
+  --layout pairs --repeats 3 --section profile_dpo_gpu_1b --write docs/BENCHMARKS.md
 # 2. The 152k-vocabulary 0.5B shape at 8 pairs x 1024 must fit.
 stage dpo_05b 120 env XLA_PYTHON_CLIENT_MEM_FRACTION=0.92 python3 scripts/bench_dpo.py \
   --torch-ref .bench/torch_dpo_reference.py --shape qwen2.5-0.5b-like --pairs 8 --seq 1024 \

@@ -1,8 +1,8 @@
 """Where a DPO train step's time and FLOPs go: matmul, attention, optimizer, log-softmax.
 
 Usage: python scripts/profile_dpo.py [--shape smollm2-135m] [--pairs 2] [--seq 128]
-           [--prompt 32] [--dtype fp32|bf16] [--layout pairs] [--remat none]
-           [--scan-layers] [--repeats 5] [--write docs/BENCHMARKS.md --section NAME]
+           [--prompt 32] [--dtype fp32|bf16] [--layout pairs] [--remat none] [--scan-layers]
+           [--attention xla|cudnn] [--repeats 5] [--write docs/BENCHMARKS.md --section NAME]
 
 The step is the one `scripts/bench_dpo.py` times (in-step reference, the same model, rows and
 optimizer). Each category is a separately jitted piece doing that category's share of the
@@ -94,7 +94,7 @@ def matmul_piece(cfg, rows: int, width: int, dtype, repeats: int):
     return timed(f, (cot, xs, ws), repeats)
 
 
-def attention_piece(cfg, batch: dict, causal: bool, dtype, repeats: int):
+def attention_piece(cfg, batch: dict, causal: bool, dtype, repeats: int, implementation="xla"):
     """Attention of every layer (scores, softmax, weighted sum) on the step's rows and mask."""
     from jaxalign.models.decoder import attention_mask
 
@@ -108,10 +108,18 @@ def attention_piece(cfg, batch: dict, causal: bool, dtype, repeats: int):
     mask = None if causal else attention_mask(pos, seg, pos, seg, cfg.sliding_window, br, br)
     scale = 1.0 / np.sqrt(cfg.head_dim)
 
+    cudnn = implementation == "cudnn"
+
     def layer(a):
-        """One layer's attention core."""
+        """One layer's attention core (as `Attention` calls it: cuDNN is always causal)."""
         return jax.nn.dot_product_attention(
-            a[0], a[1], a[2], mask=mask, scale=scale, is_causal=mask is None
+            a[0],
+            a[1],
+            a[2],
+            mask=mask,
+            scale=scale,
+            is_causal=mask is None or cudnn,
+            implementation="cudnn" if cudnn else None,
         )
 
     f = fwd_and_grad(lambda q, k, v: [layer((q[i], k[i], v[i])) for i in range(len(q))])
@@ -168,7 +176,7 @@ def step_piece(model, batch, reference_params, tx, data_cfg, repeats: int):
 def profile(a) -> dict:
     """{category: (seconds, flops)} for the step and each piece."""
     mesh = make_mesh(devices=jax.devices()[:1])
-    model, cfg = random_model(a.shape, a.dtype, a.remat, mesh, scan_layers=a.scan_layers)
+    model, cfg = random_model(a.shape, a.dtype, a.remat, mesh, a.attention, a.scan_layers)
     data = synthetic_pairs(a.pairs, a.seq, a.prompt, cfg.vocab_size)
     data_cfg = DataConfig(layout=a.layout)
     width = longest_run(data, a.layout)
@@ -181,7 +189,8 @@ def profile(a) -> dict:
     reference = frozen_reference(params, model.dtype)
     out = {"step": step_piece(model, batch, reference, tx, data_cfg, a.repeats)}
     out["matmul"] = matmul_piece(cfg, rows, width, model.dtype, a.repeats)
-    out["attention"] = attention_piece(cfg, batch, causal_only(data_cfg), model.dtype, a.repeats)
+    causal = causal_only(data_cfg)
+    out["attention"] = attention_piece(cfg, batch, causal, model.dtype, a.repeats, a.attention)
     out["log-softmax"] = logsoftmax_piece(cfg, rows, width, a.repeats)
     out["optimizer"] = optimizer_piece(tx, params, a.repeats)
     return out, (rows, width)
@@ -221,6 +230,7 @@ def table(a, out: dict, rows: int, width: int, load_before: str) -> str:
     lines = [
         f"## DPO step profile: {a.shape}, {a.pairs} pairs x {a.seq} tokens, {a.dtype}, "
         f"{a.layout} rows, remat {a.remat}{', scanned layers' if a.scan_layers else ''}, "
+        f"{a.attention} attention, "
         f"{jax.devices()[0].device_kind}",
         "",
         f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC at commit {commit()} "
@@ -255,6 +265,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--layout", choices=["pairs", "shared_prompt"], default="pairs")
     ap.add_argument("--remat", choices=sorted(REMAT_POLICIES), default="none")
     ap.add_argument("--scan-layers", action="store_true")
+    ap.add_argument("--attention", choices=["xla", "cudnn"], default="xla")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--write", type=Path)
     ap.add_argument("--section", default="profile_dpo_cpu")
