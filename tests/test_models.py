@@ -388,3 +388,19 @@ def test_packing_and_padding_masks(tiny):
     out = np.asarray(model(packed, positions=positions, segment_ids=segments))[0]
     assert np.abs(out[:9] - alone_a).max() <= 1e-5
     assert np.abs(out[9:23] - alone_b).max() <= 1e-5
+
+
+def test_cpu_dense_gradients_equal_the_plain_product():
+    # the CPU backward (kernel gradient from a materialised x^T) changes speed, not values
+    from jaxalign.models.decoder import dense
+
+    x = jax.random.normal(jax.random.key(0), (3, 5, 8))
+    k = jax.random.normal(jax.random.key(1), (8, 6))
+    ours = lambda x, k: jnp.sum(jnp.sin(dense(x, k)))  # noqa: E731
+    plain = lambda x, k: jnp.sum(jnp.sin(x @ k))  # noqa: E731
+    if jax.default_backend() == "cpu":
+        assert "custom_vjp_call" in str(jax.make_jaxpr(ours)(x, k))
+    np.testing.assert_allclose(ours(x, k), plain(x, k), rtol=1e-6)
+    for a, b in zip(jax.jit(jax.grad(ours, (0, 1)))(x, k), jax.grad(plain, (0, 1))(x, k)):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
