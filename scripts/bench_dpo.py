@@ -2,7 +2,8 @@
 
 Usage: python scripts/bench_dpo.py --torch-ref ../shared/bench/torch_dpo_reference.py \
            [--shape smollm2-135m] [--pairs 2] [--seq 128] [--prompt 32] [--dtype fp32|bf16] \
-           [--steps 5] [--peak-tflops 989] [--write docs/BENCHMARKS.md --section NAME]
+           [--steps 5] [--remat none|full|dots_saveable|...] [--scan-layers]
+           [--peak-tflops 989] [--write docs/BENCHMARKS.md --section NAME]
 
 Both sides: a randomly initialised Llama of the named shape, policy forward+backward, frozen
 reference forward, AdamW. Each pair is a prompt of --prompt tokens and two replies that fill
@@ -199,9 +200,12 @@ def main() -> None:
     runs = [(layout, "model") for layout in layouts if "model" in refs]
     runs += [(layouts[0], "cache")] if "cache" in refs else []
     for layout, reference in runs:
+        model_opts = (f", remat {a.remat}" if a.remat != "none" else "") + (
+            ", scanned layers" if a.scan_layers else ""
+        )
         name = (
             f"jaxalign {layout} ({'in-step' if reference == 'model' else 'cached'} reference"
-            f", {a.attention} attention)"
+            f", {a.attention} attention{model_opts})"
         )
         try:
             seconds, (n_rows, width) = jax_step_seconds(model, data, layout, a.steps, reference)
