@@ -66,14 +66,21 @@ def timed(fn, args, repeats: int) -> tuple[float, float]:
 
 
 def fwd_and_grad(f):
-    """fn(*args) -> (f(*args) as the reference's forward, d sum(f * c) as the policy's fwd+bwd)."""
+    """fn(cot, ref_args, args) -> (f(*ref_args): the reference's forward, d sum(f(*args) * cot):
+    the policy's forward and backward). Separate inputs, as in the step (else XLA would share
+    the two forwards)."""
 
-    def both(cot, *args):
-        ref = f(*args)
+    def both(cot, ref_args, args):
+        ref = f(*ref_args)
         _, vjp = jax.vjp(f, *args)
         return ref, vjp(cot)
 
     return both
+
+
+def twice(*args):
+    """(args, a copy of args): the reference's inputs apart from the policy's."""
+    return jax.tree.map(jnp.copy, args), args
 
 
 def dense_shapes(cfg, rows: int, width: int) -> list[tuple[int, int, int]]:
@@ -91,7 +98,7 @@ def matmul_piece(cfg, rows: int, width: int, dtype, repeats: int):
     ws = [jnp.full((k, n), 0.02, jnp.float32) for _, k, n in shapes]
     cot = [jnp.ones((m, n), dtype) for m, _, n in shapes]
     f = fwd_and_grad(lambda xs, ws: [x @ w.astype(dtype) for x, w in zip(xs, ws)])
-    return timed(f, (cot, xs, ws), repeats)
+    return timed(f, (cot, *twice(xs, ws)), repeats)
 
 
 def attention_piece(cfg, batch: dict, causal: bool, dtype, repeats: int, implementation="xla"):
@@ -123,7 +130,7 @@ def attention_piece(cfg, batch: dict, causal: bool, dtype, repeats: int, impleme
         )
 
     f = fwd_and_grad(lambda q, k, v: [layer((q[i], k[i], v[i])) for i in range(len(q))])
-    return timed(f, ([jnp.ones_like(q[0])] * cfg.num_layers, q, kv, kv), repeats)
+    return timed(f, ([jnp.ones_like(q[0])] * cfg.num_layers, *twice(q, kv, kv)), repeats)
 
 
 def logsoftmax_piece(cfg, rows: int, width: int, repeats: int):
@@ -136,7 +143,7 @@ def logsoftmax_piece(cfg, rows: int, width: int, repeats: int):
         picked = jnp.take_along_axis(z, targets[..., None], axis=-1)[..., 0]
         return picked - jax.nn.logsumexp(z, axis=-1)
 
-    return timed(fwd_and_grad(logp), (jnp.ones((rows, width)), logits), repeats)
+    return timed(fwd_and_grad(logp), (jnp.ones((rows, width)), *twice(logits)), repeats)
 
 
 def optimizer_piece(tx, params, repeats: int):
