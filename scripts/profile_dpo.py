@@ -72,8 +72,8 @@ def fwd_and_grad(f):
 
     def both(cot, ref_args, args):
         ref = f(*ref_args)
-        _, vjp = jax.vjp(f, *args)
-        return ref, vjp(cot)
+        out, vjp = jax.vjp(f, *args)  # out returned: the step's loss reads the policy's forward
+        return ref, out, vjp(cot)
 
     return both
 
