@@ -92,12 +92,21 @@ def dense_shapes(cfg, rows: int, width: int) -> list[tuple[int, int, int]]:
 
 
 def matmul_piece(cfg, rows: int, width: int, dtype, repeats: int):
-    """The step's dense matmuls, one after another (unrolled, as the step's layers are)."""
+    """The step's dense matmuls, one after another (unrolled, as the step's layers are), through
+    the model's own `dense` (where it has one)."""
+    try:
+        from jaxalign.models.decoder import dense
+    except ImportError:  # model code before `dense`: the plain product it used
+
+        def dense(x, w):
+            """x @ w."""
+            return x @ w
+
     shapes = dense_shapes(cfg, rows, width)
     xs = [jnp.full((m, k), 0.01, dtype) for m, k, _ in shapes]
     ws = [jnp.full((k, n), 0.02, jnp.float32) for _, k, n in shapes]
     cot = [jnp.ones((m, n), dtype) for m, _, n in shapes]
-    f = fwd_and_grad(lambda xs, ws: [x @ w.astype(dtype) for x, w in zip(xs, ws)])
+    f = fwd_and_grad(lambda xs, ws: [dense(x, w.astype(dtype)) for x, w in zip(xs, ws)])
     return timed(f, (cot, *twice(xs, ws)), repeats)
 
 
