@@ -53,20 +53,17 @@ def real_compiles(cfg):
     return analyses, shard(state["params"]), shard(state["opt_state"])
 
 
-@pytest.mark.parametrize(
-    "extra",
-    [
-        (),
-        (
-            "grpo.beta=0.04",
-            "grpo.num_iterations=2",
-            "grpo.top_k=5",
-            "model.scan_layers=true",
-            "train.mesh_devices=2",
-            "train.device_memory_gib=0.001",
-        ),
-    ],
+EXTRA = (  # every planned part present: reference, old log-probs, scanned layers, 2 devices
+    "grpo.beta=0.04",
+    "grpo.num_iterations=2",
+    "grpo.top_k=5",
+    "model.scan_layers=true",
+    "train.mesh_devices=2",
+    "train.device_memory_gib=0.001",
 )
+
+
+@pytest.mark.parametrize("extra", [EXTRA])
 def test_grpo_dry_run_agrees_with_the_real_compiles(tiny_tokenizer, tmp_path, extra):
     cfg = grpo_config(tiny_tokenizer, tmp_path / "run", *extra)
     planned = dry_run(cfg)
@@ -100,15 +97,16 @@ def test_grpo_dry_run_agrees_with_the_real_compiles(tiny_tokenizer, tmp_path, ex
     assert not (tmp_path / "run").exists()
 
 
-def test_grpo_dry_run_cli_prints_every_phase_and_writes_nothing(tiny_tokenizer, tmp_path, capsys):
+def test_grpo_dry_run_cli_prints_its_phases_and_writes_nothing(tiny_tokenizer, tmp_path, capsys):
     from grpo_worker import overrides
 
     args = ["train", "--config", "configs/train/tiny_grpo.yaml", "--dry-run"]
-    assert main([*args, *overrides(tiny_tokenizer, tmp_path / "run", "grpo.beta=0.04")]) == 0
+    assert main([*args, *overrides(tiny_tokenizer, tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert "memory plan per device (1 devices" in out
     assert "GRPO, learner 8 rows x 64 tokens, rollout 2 prompts x 4 generations" in out
-    for row in ("KV cache (rollout)", "peak (rollout)", "peak (log-probs)", "peak (learner step)"):
+    assert "reference none" in out and "log-probs" not in out  # beta 0, one pass: neither
+    for row in ("KV cache (rollout)", "rollout temporaries", "peak (rollout)", "peak (learner"):
         assert row in out, row
     assert "peak (largest phase)" in out and "fits train.device_memory_gib=80" in out
     assert not (tmp_path / "run").exists()
