@@ -77,6 +77,7 @@ def test_eval_writes_generations_results_and_report(run, judge, capsys):
             assert field in r
         if r["scorer"] != "quality":
             assert "length_adjusted_diff" in r and r["p_adj"] is not None
+    assert results["reward_vs_judge"] is None  # a DPO run has no reward to set beside the judge
     judge_meta = results["scorers"]["judge"]
     assert judge_meta["fold"]["fold"] == "judge"
     rows = (run_dir / "eval" / "generations.jsonl").read_text().splitlines()

@@ -102,15 +102,24 @@ def test_run_exit_status_counts_failures_and_report_shows_them(tmp_path, monkeyp
     assert "done 6, failed 2" in capsys.readouterr().out
 
 
-def test_grpo_cells_show_as_blocked_not_failed(tmp_path, monkeypatch, capsys):
+def test_grpo_cells_get_the_reward_stage_and_block_only_without_a_trainer(
+    tmp_path, monkeypatch, capsys
+):
+    from jaxalign.cli import experiment as cli
+
     monkeypatch.setattr(real, "real_stages", lambda trainers: fake_stages([]))
     text = EXP.replace("  soft: {prefs.disagreement: soft}", "  soft: {train.algorithm: grpo}")
     exp = write_exp(tmp_path, text)
-    assert run_cli(tmp_path, "run", exp) == 0
-    out = capsys.readouterr().out
-    assert "6 done, 0 failed, 2 blocked" in out
     run_cli(tmp_path, "plan", exp)
-    assert "blocked: grpo.rewards is empty" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.count("(rewards: reward stage)") == 2 and "blocked" not in out
+    assert run_cli(tmp_path, "run", exp) == 0
+    assert "8 done, 0 failed, 0 blocked" in capsys.readouterr().out
+    run_cli(tmp_path, "plan", exp, "grpo.rewards=[{builtin: length}]")
+    assert capsys.readouterr().out.count("(rewards: grpo.rewards)") == 2
+    monkeypatch.setattr(cli, "available_algorithms", lambda: ("dpo",))
+    assert run_cli(tmp_path, "run", exp) == 0
+    assert "0 failed, 2 blocked" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("mode", ["smoke", "cpu", "gpu", "full"])
@@ -119,8 +128,40 @@ def test_every_shipped_experiment_plans_in_every_mode(tmp_path, capsys, path, mo
     assert run_cli(tmp_path, "plan", path, "--mode", mode) == 0
     out = capsys.readouterr().out
     assert "cells" in out and not (tmp_path / "root").exists()
-    if path.stem == "optimizer":
-        assert out.count("blocked: grpo.rewards is empty") == out.count("algorithm=grpo,")
+    if path.stem == "optimizer":  # GRPO cells run: the reward stage gives them rewards
+        assert "blocked" not in out
+        assert out.count("(rewards: reward stage)") == out.count("algorithm=grpo,") > 0
+
+
+JUDGE_EXP = EXP.replace(
+    "smoke: {set: {train.steps: 2}}",
+    "smoke: {set: {simulate.participants: 300, ratings.judge_fraction: 0.2, "
+    "reward.min_raters: 40, eval.judge_groups: [all, gender=female]}}",
+)
+
+
+@pytest.mark.parametrize("action", ["plan", "run"])
+def test_a_judge_group_below_its_minimum_is_refused_before_anything(tmp_path, capsys, action):
+    from jaxalign.config import RatingsConfig, SimulateConfig
+    from jaxalign.prefs.filters import group_mask
+    from jaxalign.survey.folds import select_fold
+    from jaxalign.survey.readers import load_ratings
+    from jaxalign.survey.simulate import write_simulation
+
+    assert run_cli(tmp_path, action, write_exp(tmp_path, JUDGE_EXP)) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "root").exists()  # nothing written, nothing trained
+    ratings = RatingsConfig(judge_fraction=0.2)
+    write_simulation(tmp_path / "s", SimulateConfig(participants=300), ratings)
+    frame, _ = load_ratings(tmp_path / "s" / "ratings.parquet", ratings)
+    judge, _ = select_fold(frame, "judge", ratings)
+    n = judge.loc[group_mask(judge, "gender=female"), "rater_id"].nunique()
+    assert 0 < n < 40 <= judge["rater_id"].nunique()  # 'all' passes, the women's group not
+    assert (
+        f'eval.judge_groups: group "gender=female" has {n} raters in the judge fold, below its '
+        "minimum reward.min_raters=40 (ratings.judge_fraction=0.2)"
+    ) in err
 
 
 def test_full_mode_runs_five_seeds():

@@ -18,10 +18,54 @@ SCALE = str(REPO / "configs" / "experiments" / "scale.yaml")
 ONE_DEVICE = "train.mesh_devices=1"
 
 
-def experiment(action: str, root: Path, *extra: str) -> int:
+def experiment(action: str, root: Path, *extra: str, config: str = SCALE) -> int:
     """`jaxalign experiment ACTION scale.yaml --mode smoke --root ROOT ... k=v`."""
-    args = ["experiment", action, SCALE, "--mode", "smoke", "--root", str(root), *extra]
+    args = ["experiment", action, config, "--mode", "smoke", "--root", str(root), *extra]
     return main([*args, ONE_DEVICE])
+
+
+# scale.yaml's 5-point cell trained by GRPO: it shares that cell's survey, preferences, judge,
+# base replies and compiled functions, so only the reward model, GRPO and tuned replies run.
+GRPO = """name: grpo_smoke
+base: {base}
+grid: {{train.algorithm: [grpo]}}
+modes: {modes}
+"""
+
+
+def grpo_cell_reports_reward_gain(root: Path, tmp_path: Path) -> None:
+    """Run the one GRPO cell under `root` (after scale's run) and check the gains it reports."""
+    exp = tmp_path / "grpo.yaml"
+    configs = REPO / "configs"
+    exp.write_text(
+        GRPO.format(
+            base=configs / "prefs/toxicity_preserve.yaml", modes=configs / "experiments/modes.yaml"
+        )
+    )
+    assert experiment("run", root, config=str(exp)) == 0
+    (status,) = [
+        json.loads(p.read_text()) for p in (root / "grpo_smoke" / "cells").glob("*/status.json")
+    ]
+    assert status["status"] == "done", status
+    actions = {name: s["action"] for name, s in status["stages"].items()}
+    assert actions == {
+        "survey": "skipped",
+        "prefs": "skipped",
+        "reward": "ran",
+        "train": "ran",
+        "eval": "ran",
+    }
+    assert experiment("report", root, config=str(exp)) == 0
+    summary = json.loads((root / "grpo_smoke" / "report" / "summary.json").read_text())
+    (gains,) = summary["reward_vs_judge"]
+    assert gains["algorithm"] == "grpo" and gains["seeds"] == 1
+    assert isinstance(gains["reward_gain"], float) and isinstance(gains["judge_gain"], float)
+    (cell,) = summary["cells"]
+    assert cell["reward_vs_judge"]["judge_heads"] == ["toxicity[all]"]
+    assert (
+        "## Reward gain beside judge gain"
+        in (root / "grpo_smoke" / "report" / "report.md").read_text()
+    )
 
 
 def report_files(root: Path) -> dict[str, bytes]:
@@ -61,3 +105,4 @@ def test_scale_smoke_resumes_as_a_no_op_and_shards_give_the_same_report(tmp_path
     assert [c["status"] for c in summary["cells"]] == ["done"] * 3
     assert {c["name"] for c in summary["comparisons"]} == {"five_vs_binary", "three_vs_binary"}
     assert all(c["paper"] for c in summary["comparisons"])
+    grpo_cell_reports_reward_gain(one, tmp_path)

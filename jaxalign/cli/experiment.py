@@ -81,13 +81,33 @@ def _state(runner, cell) -> str:
     return f"{state}: {status['error']}" if status.get("error") else state
 
 
+def _preflight(runner, mine) -> None:
+    """Refuse (exit 1, nothing written) what would fail every cell late: a judge group with
+    too few raters in the judge fold."""
+    from jaxalign.experiments import stages
+    from jaxalign.experiments.preflight import check_judge_groups
+
+    check_judge_groups(runner, mine, stages.survey_run())
+
+
+def _rewards(cell) -> str:
+    """Where a GRPO cell's rewards come from ('' for other algorithms)."""
+    from jaxalign.experiments.stages import needs_reward
+
+    if cell.algorithm != "grpo":
+        return ""
+    return " (rewards: reward stage)" if needs_reward(cell) else " (rewards: grpo.rewards)"
+
+
 def cmd_plan(args) -> int:
     """plan: the cells (this shard's), without running or writing anything."""
     exp, cells, mine, runner, (i, n) = _setup(args)
+    _preflight(runner, mine)
     print(f"experiment {exp.name} ({args.mode}): {len(cells)} cells; shard {i}/{n}: {len(mine)}")
     for cell in mine:
         why = runner.blocked(cell)
-        print(f"  {cell.id}  {cell.label:<40} {'blocked: ' + why if why else _state(runner, cell)}")
+        state = "blocked: " + why if why else _state(runner, cell) + _rewards(cell)
+        print(f"  {cell.id}  {cell.label:<40} {state}")
     print(f"outputs: {runner.exp_dir}")
     return 0
 
@@ -129,6 +149,7 @@ def cmd_run(args) -> int:
     from jaxalign.experiments.runner import write_json
 
     exp, cells, mine, runner, (i, n) = _setup(args)
+    _preflight(runner, mine)
     print(f"report (after `experiment report`): {runner.exp_dir / 'report' / 'report.md'}")
     plan = [{"id": c.id, "label": c.label, "algorithm": c.algorithm} for c in cells]
     write_json(

@@ -179,6 +179,7 @@ def evaluate_run(cfg) -> Path:
     from jaxalign.eval import scorers as registry
     from jaxalign.eval.decode import decoding
     from jaxalign.eval.report import render
+    from jaxalign.eval.reward_gain import reward_vs_judge
     from jaxalign.eval.separation import resolve_judge
     from jaxalign.io import staged_files
 
@@ -212,7 +213,7 @@ def evaluate_run(cfg) -> Path:
             "decoding": decoding(cfg.eval),
             "scorers": _scorer_meta(built, judge_fold, prefs_fold),
             "records": records,
-            "reward_vs_judge": None,  # GRPO runs: separation.reward_vs_judge(...)
+            "reward_vs_judge": reward_vs_judge(cfg, prompts, replies, scores),  # DPO: None
         }
     )
     out = Path(cfg.train.run_dir) / "eval"

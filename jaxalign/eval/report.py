@@ -35,7 +35,23 @@ def table(results: dict) -> list[str]:
             f"{_f(r['p_adj']):>6} {_f(r['effect_size'], 2):>6} "
             f"{_f(r.get('length_adjusted_diff')):>7}"
         )
-    return lines
+    gain = reward_line(results.get("reward_vs_judge"))
+    return [*lines, f"  {gain}"] if gain else lines
+
+
+def reward_line(rvj: dict | None) -> str:
+    """'reward gain ... beside judge gain ...' of a GRPO run ('' for DPO: no reward)."""
+    if not rvj:
+        return ""
+    g = {k: "-" if rvj.get(k) is None else f"{rvj[k]:+.4f}" for k in ("reward_gain", "judge_gain")}
+    ratio = "-" if rvj.get("ratio") is None else f"{rvj['ratio']:.2f}"
+    warn = "; WARNING: the reward rose much more than the judge (Goodhart?)"
+    return (
+        f"GRPO reward gain {g['reward_gain']} (base {_f(rvj.get('reward_base'), 4)}, "
+        f"tuned {_f(rvj.get('reward_tuned'), 4)}) beside judge gain {g['judge_gain']} on the "
+        f"same [0, 1] scale, higher better; ratio {ratio}"
+        + (warn if rvj.get("goodhart_warning") else "")
+    )
 
 
 def render(results: dict) -> str:
@@ -63,6 +79,10 @@ def render(results: dict) -> str:
             f"{_f(r['p_adj'])} | {_f(r['effect_size'], 2)} | "
             f"{_f(r.get('length_adjusted_diff'))} |"
         )
+    gain = reward_line(results.get("reward_vs_judge"))
+    if gain:
+        heads = ", ".join(results["reward_vs_judge"].get("judge_heads") or []) or "-"
+        out += ["", "## Reward vs judge (GRPO)", "", f"{gain}. Judge heads: {heads}."]
     out += ["", "## Scorers", ""]
     for name, meta in results["scorers"].items():
         extra = f" ({meta['note']})" if meta.get("note") else ""

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from jaxalign.errors import DataError
 
+JUDGE_FOLD = {"fold": "judge"}  # the fold every evaluation judge learns from
+
 
 def prefs_manifest(cfg) -> tuple[Path | None, dict | None]:
     """(path, manifest) of the run's preference file; manifest None when absent, both None
@@ -38,10 +40,35 @@ def check_not_circular(judge_fold: dict, train_fold: dict | None, what: str, whe
         judge_fold.get("hash") and judge_fold.get("hash") == train_fold.get("hash")
     )
     if same:
+        raters = f" (raters hash {train_fold['hash']})" if train_fold.get("hash") else ""
         raise DataError(
             f"{where}: circular evaluation: the judge and the run's {what} both learned from "
-            f"the {train_fold.get('fold')} fold (raters hash {train_fold.get('hash')})"
+            f"the {train_fold.get('fold')} fold{raters}; train it on the train fold"
         )
+
+
+def reward_folds(cfg) -> list[tuple[str, dict | None]]:
+    """(where, fold) of every rating-model reward of a GRPO run (from their model.json);
+    a model whose model.json is missing or unreadable has fold None (build_rewards says why)."""
+    if cfg.train.algorithm != "grpo":
+        return []
+    out = []
+    for i, spec in enumerate(cfg.grpo.rewards):
+        if not isinstance(spec, dict) or not isinstance(spec.get("model"), str):
+            continue
+        path = Path(spec["model"]) / "model.json"
+        try:
+            fold = json.loads(path.read_text(encoding="utf-8")).get("fold")
+        except (OSError, ValueError, AttributeError):
+            fold = None
+        out.append((f"grpo.rewards[{i}].model={spec['model']}", fold))
+    return out
+
+
+def check_rewards(cfg, judge_fold: dict) -> None:
+    """Refuse a GRPO run whose rating-model reward shares the evaluation judge's fold."""
+    for where, fold in reward_folds(cfg):
+        check_not_circular(judge_fold, fold, "GRPO reward", where)
 
 
 def cache_dir(cfg) -> Path:
@@ -93,15 +120,24 @@ def resolve_judge(cfg) -> tuple[str, dict | None]:
     fold = RatingModel(judge).meta.get("fold", {})
     prefs_fold = (manifest or {}).get("fold")
     check_not_circular(fold, prefs_fold, "preferences", judge)
+    check_rewards(cfg, fold)
     return judge, prefs_fold
 
 
-def reward_vs_judge(reward_gain: float, judge_gain: float, limit: float = 2.0) -> dict:
+def reward_vs_judge(reward_gain: float, judge_gain: float | None, limit: float = 2.0) -> dict:
     """GRPO hook: the training reward's gain beside the judge's; a ratio above `limit` warns.
 
     A policy that raises its own reward much more than an independent judge's score is
-    likely exploiting the reward model (Goodhart); GRPO cells report both.
+    likely exploiting the reward model (Goodhart); GRPO cells report both. Without a judge
+    (`judge_gain` None) the ratio is None and nothing warns.
     """
+    if judge_gain is None:
+        return {
+            "reward_gain": reward_gain,
+            "judge_gain": None,
+            "ratio": None,
+            "goodhart_warning": False,
+        }
     ratio = reward_gain / judge_gain if judge_gain else float("inf")
     return {
         "reward_gain": reward_gain,

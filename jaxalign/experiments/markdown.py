@@ -44,6 +44,30 @@ def _conditions(summary: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _gains(summary: dict) -> list[str]:
+    """GRPO's reward gain beside the judge's gain, per condition ('-' for DPO: no reward)."""
+    rows = summary.get("reward_vs_judge") or []
+    if not any(r["reward_gain"] is not None for r in rows):
+        return []
+    lines = ["## Reward gain beside judge gain (GRPO; DPO has no reward: -)", ""]
+    lines += [
+        "Tuned - base on the evaluation prompts, each on [0, 1] with higher better: the cell's "
+        "own reward functions, and the judge standing in for the reward's heads. A reward "
+        "rising much more than the judge (ratio > 2) suggests the reward is being exploited.",
+        "",
+        "| condition | algorithm | reward gain | judge gain | ratio | warning | seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        warn = {True: "**yes**", False: "no", None: "-"}[r["goodhart_warning"]]
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        lines.append(
+            f"| {r['condition']} | {r['algorithm']} | {_f(r['reward_gain'])} | "
+            f"{_f(r['judge_gain'])} | {ratio} | {warn} | {r['seeds']} |"
+        )
+    return [*lines, ""]
+
+
 def _cells(summary: dict) -> list[str]:
     """Every cell and its state."""
     lines = [
@@ -69,7 +93,7 @@ def markdown(summary: dict) -> str:
         lines += ["Missing (left out of every number):", ""]
         lines += [f"- {m}" for m in summary["missing"]]
     lines += [""]
-    lines += _comparisons(summary) + _conditions(summary) + _cells(summary)
+    lines += _comparisons(summary) + _gains(summary) + _conditions(summary) + _cells(summary)
     if summary["notes"]:
         lines += ["## Notes", "", summary["notes"].strip(), ""]
     lines += [

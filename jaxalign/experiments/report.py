@@ -36,12 +36,12 @@ def cell_rows(runner: Runner, cells: list[Cell], order: list[str]) -> list[dict]
     for cell in sorted(cells, key=lambda c: (order.index(c.condition), c.seed)):
         status = read_json(runner.cell_dir(cell) / "status.json") or {}
         state = status.get("status", "missing")
-        records = []
+        found = {}
         if state == "done":
             found = read_json(runner.cell_dir(cell) / "eval" / "records.json") or {}
-            records = found.get("records", [])
         row = {"id": cell.id, "condition": cell.condition, "seed": cell.seed}
-        row.update({"algorithm": cell.algorithm, "status": state, "records": records})
+        row.update({"algorithm": cell.algorithm, "status": state})
+        row.update(records=found.get("records", []), reward_vs_judge=found.get("reward_vs_judge"))
         row["trained_on"] = "+".join(cell.config.prefs.groups)
         if state != "done":
             row["error"] = status.get("error", "not run yet")
@@ -96,6 +96,30 @@ def _aggregate(cond: str, dim: str, scorer: str, group: str, recs: list[dict]) -
         if full
         else None,
     }
+
+
+def gain_rows(rows: list[dict], order: list[str]) -> list[dict]:
+    """Per condition: GRPO's reward gain beside the judge's (means over finished seeds); None
+    where no finished cell has a reward (DPO)."""
+    out = []
+    for cond in order:
+        mine = [r for r in rows if r["condition"] == cond]
+        found = [
+            r["reward_vs_judge"] for r in mine if r["status"] == "done" and r["reward_vs_judge"]
+        ]
+        row = {"condition": cond, "algorithm": "+".join(sorted({r["algorithm"] for r in mine}))}
+        reward, judge = _mean_key(found, "reward_gain"), _mean_key(found, "judge_gain")
+        row.update(reward_gain=reward, judge_gain=judge, seeds=len(found))
+        row["ratio"] = _r(reward / judge) if reward is not None and judge else None
+        row["goodhart_warning"] = any(f.get("goodhart_warning") for f in found) if found else None
+        out.append(row)
+    return out
+
+
+def _mean_key(found: list[dict], key: str) -> float | None:
+    """Mean of a key over seeds that have it (None if none)."""
+    values = [f[key] for f in found if f.get(key) is not None]
+    return _r(statistics.fmean(values)) if values else None
 
 
 def _pick(conds: list[dict], name: str, comp: Compare) -> dict | None:
@@ -206,6 +230,7 @@ def build_summary(exp: Experiment, mode: str, runner: Runner, cells: list[Cell])
         "cells": rows,
         "conditions": conds,
         "comparisons": comparison_rows(exp, conds, _paired_for(runner, cells, rows)),
+        "reward_vs_judge": gain_rows(rows, order),
         "missing": [
             f"{r['condition']}/seed{r['seed']}: {r['status']}"
             for r in rows
@@ -237,7 +262,10 @@ def tables(summary: dict) -> dict[str, str]:
     cond_cols += ["reduction"]
     comp_cols = ["name", "dimension", "scorer", "a", "b", "reduction_a", "reduction_b"]
     comp_cols += ["difference", "greater_pct", "status", "method", "paper"]
+    gain_cols = ["condition", "algorithm", "reward_gain", "judge_gain", "ratio"]
+    gain_cols += ["goodhart_warning", "seeds"]
     return {
+        "reward_vs_judge.csv": _csv(summary["reward_vs_judge"], gain_cols),
         "cells.csv": _csv(flat, cell_cols),
         "conditions.csv": _csv(summary["conditions"], cond_cols),
         "comparisons.csv": _csv(summary["comparisons"], comp_cols),

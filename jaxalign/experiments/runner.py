@@ -37,6 +37,8 @@ class Stage:
     inputs: Callable[[Cell, dict[str, dict]], dict]
     run: Callable[[Context], str]  # returns a hash of what it wrote
     shared: bool = False
+    # Cells this stage is for (None: every cell); others skip it without a record.
+    applies: Callable[[Cell], bool] | None = None
 
 
 @dataclass
@@ -114,6 +116,8 @@ class Runner:
         """Run or skip each stage in order, recording what happened in `status`."""
         upstream: dict[str, dict] = {}
         for stage in self.stages:
+            if stage.applies is not None and not stage.applies(cell):
+                continue
             status["failed_stage"] = stage.name
             started = time.monotonic()
             record, action = self._stage(stage, cell, upstream)

@@ -1,9 +1,11 @@
-"""The real stages: survey -> prefs -> train -> eval, each an in-process Python call.
+"""The real stages: survey -> prefs -> reward -> train -> eval, each an in-process Python call.
 
-Survey and prefs are shared (content-addressed under ROOT/_shared, so cells and experiments
-with equal inputs compute them once); train and eval belong to a cell. Trainers are passed in
-by the CLI (only the CLI imports jaxalign.algos): an algorithm without a trainer blocks its
-cells instead of failing them.
+Survey, prefs and reward are shared (content-addressed under ROOT/_shared, so cells and
+experiments with equal inputs compute them once); train and eval belong to a cell. The reward
+stage is for GRPO cells without their own `grpo.rewards`: a rating model trained on the
+train fold of the raters gives them one head per trained-on group and dimension. Trainers are
+passed in by the CLI (only the CLI imports jaxalign.algos): an algorithm without a trainer
+blocks its cells instead of failing them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from jaxalign.config import Config, DPORun, GRPORun, project, to_dict
+from jaxalign.config import Config, DPORun, GRPORun, RewardConfig, project, to_dict
+from jaxalign.config.vocab import DIMENSIONS
+from jaxalign.errors import DataError
 from jaxalign.experiments.cells import Cell
 from jaxalign.experiments.records import from_comparisons, from_results
 from jaxalign.experiments.runner import Context, Stage, write_json
@@ -33,9 +37,20 @@ def physical(cell: Cell, ctx: Context) -> Config:
         train=dataclasses.replace(cfg.train, run_dir=str(run_dir)),
         eval=_eval_section(cfg.eval, cell.eval_args, ctx.root),
     )
-    if cell.algorithm == "grpo" and not cfg.grpo.prompts:  # GRPO reads a prefs file's prompts
-        cfg = dataclasses.replace(cfg, grpo=dataclasses.replace(cfg.grpo, prompts=str(prefs)))
+    if cell.algorithm == "grpo":
+        return dataclasses.replace(cfg, grpo=_grpo_section(cfg, prefs, ctx))
     return cfg
+
+
+def _grpo_section(cfg: Config, prefs: Path, ctx: Context):
+    """GRPO reads the prefs file's prompts (its train-split questions; validation ones are
+    held out) and, unless the cell gives its own, the reward stage's rating-model heads."""
+    changes: dict = {}
+    if not cfg.grpo.prompts:
+        changes["prompts"] = str(prefs)
+    if not cfg.grpo.rewards and "reward" in ctx.upstream:
+        changes["rewards"] = reward_specs(cfg, str(ctx.path("reward") / MODEL))
+    return dataclasses.replace(cfg.grpo, **changes)
 
 
 def _eval_section(section, args: dict, root: Path):
@@ -71,6 +86,11 @@ def _survey(ctx: Context) -> str:
     return sha256_file(ctx.dir / "data" / "ratings.parquet")
 
 
+def survey_run() -> Callable:
+    """The real survey stage's function (preflight checks look for it among a runner's stages)."""
+    return _survey
+
+
 def _prefs_inputs(cell: Cell, up: dict) -> dict:
     """The survey's output and the prefs and ratings settings."""
     cfg = cell.config
@@ -91,11 +111,97 @@ def _prefs(ctx: Context) -> str:
     return manifest["output"]["sha256"]
 
 
+MODEL = "model"  # the reward stage's rating model, inside its directory
+
+
+def needs_reward(cell: Cell) -> bool:
+    """A GRPO cell whose config gives no `grpo.rewards` (a user's rewards always win)."""
+    return cell.algorithm == "grpo" and not cell.config.grpo.rewards
+
+
+def reward_section(cfg: Config) -> RewardConfig:
+    """The reward stage's settings: the cell's reward section with one head per trained-on
+    group (prefs.groups) and dimension (the section's and prefs.dimensions), so the single-
+    and multi-value cells of one survey share one model."""
+    want = set(cfg.reward.dimensions) | set(cfg.prefs.dimensions)
+    dims = tuple(d for d in DIMENSIONS if d in want)
+    return dataclasses.replace(cfg.reward, groups=tuple(cfg.prefs.groups), dimensions=dims)
+
+
+def reward_specs(cfg: Config, model_dir: str) -> tuple[dict, ...]:
+    """`grpo.rewards` for the cell's objective: a head per prefs group and dimension, weighted
+    as prefs.combine implies (weighted_sum: prefs.weights, default equal; pareto and concat:
+    equal), the weights summing to 1. The `model` kind maps each head onto [0, 1] with higher
+    better, so toxicity and stereotypical bias are turned round there."""
+    p = cfg.prefs
+    raw = {d: p.weights.get(d, 1.0) if p.combine == "weighted_sum" else 1.0 for d in p.dimensions}
+    total = sum(raw.values()) * len(p.groups)
+    if total <= 0:
+        raise DataError(f"prefs.weights: {dict(p.weights)} must have a positive sum")
+    return tuple(
+        {"model": model_dir, "head": f"{g}/{d}", "weight": raw[d] / total}
+        for g in p.groups
+        for d in p.dimensions
+    )
+
+
+def _reward_inputs(cell: Cell, up: dict) -> dict:
+    """The survey's output and the rating model's settings."""
+    cfg = cell.config
+    inputs = {
+        "survey": _upstream(up["survey"]),
+        "reward": to_dict(reward_section(cfg)),
+        "ratings": to_dict(cfg.ratings),
+    }
+    if cfg.reward.kind == "decoder":  # its backbone is the model section
+        inputs["model"] = to_dict(cfg.model)
+    return inputs
+
+
+def _reward(ctx: Context) -> str:
+    """Train DIR/model on the survey's train fold; a judge-fold reward is refused first."""
+    from jaxalign.eval.separation import JUDGE_FOLD, check_not_circular
+    from jaxalign.rewards.run import train_model
+
+    cfg = ctx.cell.config
+    reward = reward_section(cfg)
+    where = f"cell {ctx.cell.id} ({ctx.cell.label}): reward.fold={reward.fold}"
+    check_not_circular(JUDGE_FOLD, {"fold": reward.fold}, "GRPO reward", where)
+    ratings = ctx.path("survey") / "data" / "ratings.parquet"
+    train_model(ratings, ctx.dir / MODEL, dataclasses.replace(cfg, reward=reward), True)
+    return model_hash(ctx.dir / MODEL)
+
+
+def model_hash(path: Path) -> str:
+    """A hash of a rating model that does not depend on where it lives (model.json records
+    the ratings' path; weights.npz is a zip with timestamps): its report, vocabulary, texts,
+    head names and weight arrays."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    meta = json.loads((path / "model.json").read_text(encoding="utf-8"))
+    digest.update(json.dumps(meta.get("heads"), sort_keys=True).encode())
+    for name in ("report.json", "vocab.json", "texts.json"):
+        if (path / name).is_file():
+            digest.update(bytes.fromhex(sha256_file(path / name)))
+    if (path / "weights.npz").is_file():
+        with np.load(path / "weights.npz") as arrays:
+            for key in sorted(arrays.files):
+                digest.update(key.encode() + np.ascontiguousarray(arrays[key]).tobytes())
+    return digest.hexdigest()
+
+
 def _train_inputs(cell: Cell, up: dict) -> dict:
-    """The preferences and the training run's sections (paths are placeholders)."""
+    """The preferences (and reward model) and the training run's sections (paths are
+    placeholders)."""
     root = GRPORun if cell.algorithm == "grpo" else DPORun
     run = to_dict(project(cell.config, root))
-    return {"prefs": _upstream(up["prefs"]), "run": run, "algorithm": cell.algorithm}
+    inputs = {"prefs": _upstream(up["prefs"]), "run": run, "algorithm": cell.algorithm}
+    if "reward" in up:
+        inputs["reward"] = _upstream(up["reward"])
+    return inputs
 
 
 def train_stage(trainers: dict[str, Trainer]) -> Stage:
@@ -135,42 +241,41 @@ def _eval(ctx: Context) -> str:
     cfg = physical(ctx.cell, ctx)
     check(cfg.eval.evaluators)
     others = list(cfg.eval.evaluators)
-    records = []
+    records, gains = [], None
     if evaluator_name() == "behaviour":
         from jaxalign.eval.behaviour import evaluate_run
 
         path = Path(evaluate_run(cfg))
-        records += from_results(json.loads(path.read_text(encoding="utf-8")))["records"]
+        results = json.loads(path.read_text(encoding="utf-8"))
+        records += from_results(results)["records"]
+        gains = results.get("reward_vs_judge")  # GRPO: reward gain beside judge gain
         others = [n for n in others if n not in ("behaviour", "generations")]
     found = run_all(EvalRun(cfg, **ctx.cell.eval_args), others) if others else []
     records += from_comparisons(found)["records"]
-    write_json(ctx.dir / "records.json", {"evaluator": evaluator_name(), "records": records})
+    out = {"evaluator": evaluator_name(), "records": records, "reward_vs_judge": gains}
+    write_json(ctx.dir / "records.json", out)
     return sha256_file(ctx.dir / "records.json")
 
 
 def real_stages(trainers: dict[str, Trainer]) -> list[Stage]:
-    """survey, prefs (shared), train, eval."""
+    """survey, prefs, reward (shared; reward for GRPO cells without rewards), train, eval."""
     return [
         Stage("survey", _survey_inputs, _survey, shared=True),
         Stage("prefs", _prefs_inputs, _prefs, shared=True),
+        Stage("reward", _reward_inputs, _reward, shared=True, applies=needs_reward),
         train_stage(trainers),
         Stage("eval", _eval_inputs, _eval),
     ]
 
 
 def blocker(trainers: dict[str, Trainer]) -> Callable[[Cell], str | None]:
-    """Why a cell cannot run yet (its algorithm has no trainer, or no reward), or None."""
+    """Why a cell cannot run yet (its algorithm has no trainer), or None. A GRPO cell without
+    `grpo.rewards` is not blocked: the reward stage gives it a rating model's heads."""
 
     def why(cell: Cell) -> str | None:
         """The reason, naming what is missing."""
         if cell.algorithm not in trainers:
             return f"train.algorithm={cell.algorithm} is not available in this jaxalign yet"
-        grpo = getattr(cell.config, "grpo", None)
-        if cell.algorithm == "grpo" and grpo is not None and not grpo.rewards:
-            return (
-                "grpo.rewards is empty and the runner has no reward-model stage yet; "
-                "give the condition grpo.rewards (e.g. a rating model: {model: DIR, head: ...})"
-            )
         return None
 
     return why
