@@ -113,9 +113,10 @@ def test_dpo_run_id_hashes_its_own_root_only():
 
     from jaxalign.config import DPORun, project
     from jaxalign.config.schema import Config as Root
+    from jaxalign.train.run_dir import run_id as run_id_of
 
     def run_id(cfg):
-        return config_hash(project(cfg, DPORun))
+        return run_id_of(project(cfg, DPORun))
 
     base = load_config(None)
     assert run_id(base) == run_id(load_config(None, ["analysis.bootstrap=500"]))

@@ -111,8 +111,8 @@ def test_dry_run_cli_prints_the_plan_and_writes_nothing(tiny_tokenizer, prefs, t
     "mesh",
     [
         ["train.mesh_devices=16"],
-        ["train.mesh_data=4", "train.mesh_fsdp=1", "train.mesh_tensor=4"],
-        ["train.mesh_devices=8", "train.mesh_data=4", "train.mesh_tensor=4"],
+        ["train.mesh_data=8", "train.mesh_fsdp=1", "train.mesh_tensor=2"],
+        ["train.mesh_devices=8", "train.mesh_data=8", "train.mesh_tensor=2"],
     ],
 )
 def test_dry_run_mesh_larger_than_the_devices_is_one_line(tmp_path, capsys, mesh):
@@ -134,7 +134,10 @@ def test_dry_run_mesh_larger_than_the_devices_is_one_line(tmp_path, capsys, mesh
     assert not (tmp_path / "run").exists()
 
 
-def test_dry_run_of_an_algorithm_without_a_planner_is_one_line(tmp_path, capsys):
+def test_dry_run_of_an_algorithm_without_a_planner_is_one_line(tmp_path, capsys, monkeypatch):
+    from jaxalign.train import memory
+
+    monkeypatch.setattr(memory, "PLANNERS", {"dpo": memory.PLANNERS["dpo"]})  # a future one
     args = ["train", "--config", "configs/train/tiny_cpu.yaml", "--dry-run"]
     assert main([*args, f"train.run_dir={tmp_path / 'run'}", "train.algorithm=grpo"]) == 1
     err = capsys.readouterr().err.strip()
@@ -156,4 +159,30 @@ def test_dry_run_of_a_mesh_too_large_to_simulate_is_one_line(tmp_path):
     )
     assert done.returncode == 1, done.stderr
     assert done.stderr.count("\n") == 1 and "simulates at most 2048" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "mesh",
+    [
+        ["train.mesh_tensor=7", "train.mesh_fsdp=1"],  # 7 devices exist here: it used to plan
+        ["train.mesh_tensor=4", "train.mesh_fsdp=1"],  # 4 heads split, 2 KV heads do not
+    ],
+)
+def test_dry_run_tensor_axis_that_does_not_split_the_heads_is_one_line(tmp_path, capsys, mesh):
+    args = ["train", "--config", "configs/train/tiny_cpu.yaml", "--dry-run", *mesh]
+    assert main([*args, f"train.run_dir={tmp_path / 'run'}", "data.prefs=unused.jsonl"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jaxalign: error: train.mesh_tensor=") and "\n" not in err, err
+    assert "4 heads / 2 KV heads are not divisible by" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_dry_run_fixed_axis_beyond_the_devices_names_mesh_devices(tmp_path, capsys):
+    # train.mesh_fsdp=-1 (default) takes "all devices"; 16 data replicas do not fit 8
+    args = ["train", "--config", "configs/train/tiny_cpu.yaml", "--dry-run", "train.mesh_data=16"]
+    assert main([*args, f"train.run_dir={tmp_path / 'run'}", "data.prefs=unused.jsonl"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "needs a multiple of 16 devices and this machine has 8" in err
+    assert err.endswith("train.mesh_devices=16"), err
     assert not (tmp_path / "run").exists()

@@ -281,10 +281,11 @@ def test_buffer_round_trips_exactly():
 
 
 def test_grpo_run_id_hashes_the_grpo_section_only(capsys):
-    from jaxalign.config import GRPORun, config_hash, load_config, project
+    from jaxalign.config import GRPORun, load_config, project
+    from jaxalign.train.run_dir import run_id as run_id_of
 
     def run_id(*overrides):
-        return config_hash(project(load_config(TINY, list(overrides)), GRPORun))
+        return run_id_of(project(load_config(TINY, list(overrides)), GRPORun))
 
     assert run_id() != run_id("grpo.beta=0.04")
     assert run_id() == run_id("dpo.beta=0.5") == run_id("data.batch_size=2")

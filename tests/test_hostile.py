@@ -402,6 +402,30 @@ CASES = [
         1,
         ["train.run_dir: . is the current directory"],
     ),
+    (
+        "grpo-prompts-missing",
+        lambda t, r, f: ["train", "--config", GRPO, "grpo.prompts=no.jsonl", "train.run_dir=r"],
+        1,
+        ["no.jsonl: prompt file (grpo.prompts) not found"],
+    ),
+    (
+        "grpo-prompts-empty",
+        lambda t, r, f: ["train", "--config", GRPO, f"grpo.prompts={_file(t, 'p.jsonl', ' ')}"],
+        1,
+        ["p.jsonl: prompt file (grpo.prompts) is empty"],
+    ),
+    (
+        "reward-train-bad-kind",
+        lambda t, r, f: ["reward", "train", "--ratings", str(f), "--out", "m", "--kind", "nope"],
+        2,
+        ["argument --kind: invalid choice: 'nope'", "ridge"],
+    ),
+    (
+        "reward-train-bad-fold",
+        lambda t, r, f: ["reward", "train", "--ratings", str(f), "--out", "m", "--fold", "nope"],
+        2,
+        ["argument --fold: invalid choice: 'nope'", "judge"],
+    ),
 ]
 
 

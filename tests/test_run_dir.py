@@ -12,11 +12,12 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import yaml
 from conftest import tiny_config, write_learnable_prefs
 
 from jaxalign.algos.dpo import train
 from jaxalign.checkpoint import Checkpoints
-from jaxalign.config import load_config
+from jaxalign.config import dump, load_config
 from jaxalign.errors import ConfigError, JaxalignError
 
 
@@ -351,7 +352,64 @@ def test_cli_resume_refusal_and_allow_change(finished, tiny_tokenizer, prefs, tm
     assert main(["train", "--config", str(TINY_CPU), *allow, *args]) == 0
     assert [r["step"] for r in rows(run) if "train/loss" in r] == [1, 2, 3, 4, 5]
     # The summary is a table of base vs tuned held-out metrics, not a raw dict.
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert err.count("resuming with train.steps changed (allowed by --allow-change)") == 1, err
     assert "trained 5 steps" in out and "{" not in out
     table = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
     assert "base " in table["rewards/accuracies"] and "tuned " in table["rewards/accuracies"]
+
+
+# Keys and sections added after the first runs were saved (an old run's config lacks them).
+NEWER = ("lora", "model.scan_layers", "model.remat", "model.attention", "train.algorithm")
+
+
+def as_old_version(run: Path) -> None:
+    """Rewrite a run's saved configs as a version without the `NEWER` keys wrote them."""
+
+    def strip(config: dict) -> dict:
+        for key in NEWER:
+            section, _, name = key.rpartition(".")
+            (config[section] if section else config).pop(name)
+        return config
+
+    for path in (run / "checkpoints").glob("*/config/metadata"):
+        path.write_text(json.dumps(strip(json.loads(path.read_text()))))
+    text = (run / "config.yaml").read_text().splitlines(keepends=True)
+    (run / "config.yaml").write_text(text[0] + dump(strip(yaml.safe_load("".join(text[1:])))))
+
+
+def test_resume_of_a_run_saved_before_newer_keys(finished, tiny_tokenizer, prefs, tmp_path):
+    from jaxalign.config import DPORun, project, to_dict
+    from jaxalign.train.run_dir import run_id
+
+    run = tmp_path / "old"
+    shutil.copytree(finished, run)
+    shutil.rmtree(run / "checkpoints" / "4")  # stopped after step 2's checkpoint
+    as_old_version(run)
+    assert "lora" not in (run / "config.yaml").read_text()
+    # mark the rows of steps 1-2: a resume keeps them, a restart would write them again
+    marked = [{**r, "marker": 1} if r["step"] <= 2 else r for r in rows(run)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in marked))
+    before = snapshot(run)
+    for change in ("lora.rank=4", "model.remat=full"):
+        with pytest.raises(ConfigError, match=change.split("=")[0].replace(".", r"\.")) as err:
+            train(tiny_config(tiny_tokenizer, prefs, run, *FOUR, change), progress=False)
+        assert "\n" not in str(err.value) and "cannot resume" in str(err.value)
+        assert snapshot(run) == before
+    # the same config, newer keys at their defaults: resumed at step 3, exactly
+    cfg = tiny_config(tiny_tokenizer, prefs, run, *FOUR)
+    train(cfg, progress=False)
+    got = [r for r in rows(run) if "train/loss" in r]
+    assert [(r["step"], r.get("marker")) for r in got] == [(1, 1), (2, 1), (3, None), (4, None)]
+    assert [r["train/loss"] for r in got] == [
+        r["train/loss"] for r in rows(finished) if "train/loss" in r
+    ]
+    # ... under the run id it had: keys at their defaults do not enter the id
+    stripped = to_dict(project(cfg, DPORun))
+    for key in NEWER:
+        section, _, name = key.rpartition(".")
+        (stripped[section] if section else stripped).pop(name)
+    assert run_id(stripped) == run_id(project(cfg, DPORun))
+    assert (run / "config.yaml").read_text().startswith(f"# run id {run_id(stripped)}\n")
+    changed = project(load_config(None, ["lora.rank=4"]), DPORun)
+    assert run_id(changed) != run_id(project(load_config(None), DPORun))

@@ -85,3 +85,37 @@ def test_toy_algorithm_trains_checkpoints_and_resumes(tmp_path):
     assert resumed["eval/error"] == whole["eval/error"]
     steps = [json.loads(r)["step"] for r in (tmp_path / "b" / "metrics.jsonl").open()]
     assert steps == [0, *range(1, 21), 20, *range(21, 41), 40]  # train rows + eval rows
+
+
+def test_ctrl_c_stops_after_the_step_in_flight_and_resumes(tmp_path):
+    import os
+    import signal
+
+    import pytest
+
+    from jaxalign.checkpoint import Checkpoints
+
+    train = TrainConfig(
+        run_dir=str(tmp_path / "a"), steps=6, eval_every=100, checkpoint_every=1,
+        best_metric="", async_checkpoints=False,
+    )  # fmt: skip
+    cfg = ToyRun(train=train)
+    algo = toy(cfg)
+    inner = algo.step
+
+    def step(state, batch):  # Ctrl-C arrives while step 3 runs
+        if int(state["step"]) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return inner(state, batch)
+
+    algo.step = step
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg.train, cfg, algo, {"run_id": config_hash(cfg)}, progress=False)
+    # step 3 finished and was checkpointed (a cut-off step would leave 2); step 4 never ran
+    checkpoints = Checkpoints(tmp_path / "a", create=False)
+    assert checkpoints.steps()[-1] == 3
+    checkpoints.close()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    resumed = run(cfg)
+    whole = run(ToyRun(train=dataclasses.replace(train, run_dir=str(tmp_path / "b"))))
+    assert resumed["eval/error"] == whole["eval/error"]

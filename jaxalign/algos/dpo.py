@@ -17,7 +17,7 @@ from flax import nnx
 from jaxalign import __version__
 from jaxalign.algos import dpo_eval
 from jaxalign.checkpoint import git_commit
-from jaxalign.config import Config, DPORun, config_hash, project
+from jaxalign.config import Config, DPORun, project
 from jaxalign.data.chat import pad_id
 from jaxalign.data.preferences import (
     Encoded,
@@ -40,6 +40,7 @@ from jaxalign.train.dpo import (
     reference_kind,
 )
 from jaxalign.train.optim import make_optimizer, make_schedule, update_count
+from jaxalign.train.run_dir import run_id
 from jaxalign.train.runner import Algorithm
 from jaxalign.train.session import fit
 from jaxalign.train.state import init_state
@@ -236,7 +237,7 @@ def meta_of(cfg: DPORun) -> dict:
         "jax_version": jax.__version__,
         "git_commit": git_commit(),
         "devices": jax.device_count(),
-        "run_id": config_hash(cfg),
+        "run_id": run_id(cfg),
     }
 
 

@@ -102,15 +102,20 @@ def abstract(tree, mesh):
     )
 
 
+def plannable(cfg, mesh):
+    """(config, note): cuDNN attention planned as XLA's on a machine without a GPU."""
+    if cfg.model.attention == "cudnn" and mesh.devices.flat[0].platform != "gpu":
+        # cuDNN's kernel needs a GPU; XLA's attention holds the scores: an upper bound
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, attention="xla"))
+        return cfg, "; model.attention=cudnn planned as xla (no GPU)"
+    return cfg, ""
+
+
 def step_spec(cfg: DPORun, mesh) -> StepSpec:
     """The DPO train step and its abstract arguments on `mesh` (full fine-tuning or LoRA)."""
     from jaxalign.algos.dpo import trainable
 
-    note = ""
-    if cfg.model.attention == "cudnn" and mesh.devices.flat[0].platform != "gpu":
-        # cuDNN's kernel needs a GPU; XLA's attention holds the scores: an upper bound
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, attention="xla"))
-        note = "; model.attention=cudnn planned as xla (no GPU)"
+    cfg, note = plannable(cfg, mesh)
     model = abstract_model(cfg.model, mesh)
     parts = trainable(cfg, model)  # LoRA's adapters are small: created for real, then abstracted
     params = abstract(parts.params, mesh)

@@ -31,7 +31,7 @@ def read_prompts(path: str, split: str = "train") -> list:
             "file (grpo.prompts=PATH)"
         )
     out, seen = [], set()
-    for where, row in read_rows(path):
+    for where, row in read_rows(path, "prompt file (grpo.prompts)"):
         if not isinstance(row, dict) or "prompt" not in row:
             raise DataError(f"{where}: a record needs a 'prompt' field")
         if row.get("split", "train") != split:

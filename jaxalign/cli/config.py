@@ -8,10 +8,11 @@ from jaxalign.cli.common import EPILOG, add_common, add_parser, config_from
 def cmd_config_show(args) -> int:
     """config show."""
     from jaxalign.config import DPORun, GRPORun, config_hash, dump, project
+    from jaxalign.train.run_dir import run_id
 
     cfg = config_from(args, [])
     root = GRPORun if cfg.train.algorithm == "grpo" else DPORun
-    print(f"# config hash: {config_hash(cfg)}; train run id: {config_hash(project(cfg, root))}")
+    print(f"# config hash: {config_hash(cfg)}; train run id: {run_id(project(cfg, root))}")
     print(dump(cfg), end="")
     return 0
 

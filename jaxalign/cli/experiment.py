@@ -116,12 +116,16 @@ def cmd_status(args) -> int:
     """status: every cell's recorded state and counts."""
     from collections import Counter
 
+    from jaxalign.experiments.runner import read_json, stage_seconds
+
     exp, _cells, mine, runner, _ = _setup(args)
     counts = Counter()
     for cell in mine:
         state = _state(runner, cell)
         counts[state.split(":")[0]] += 1
-        print(f"  {cell.id}  {cell.label:<40} {state}")
+        status = read_json(runner.cell_dir(cell) / "status.json") or {}
+        took = stage_seconds(status, [s.name for s in runner.stages])
+        print(f"  {cell.id}  {cell.label:<40} {state}{took}")
     print(f"{exp.name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 0
 

@@ -36,25 +36,26 @@ SPLIT_ALIASES = {
 ROLES = ("system", "user", "assistant", "tool")
 
 
-def read_rows(path: str | Path) -> list[tuple[str, object]]:
-    """(location, raw row) pairs of a JSONL file, Parquet file or `datasets` directory."""
+def read_rows(path: str | Path, kind: str = "preference file") -> list[tuple[str, object]]:
+    """(location, raw row) pairs of a JSONL file, Parquet file or `datasets` directory; errors
+    call it `kind` (e.g. "prompt file (grpo.prompts)")."""
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: preference file not found")
+        raise DataError(f"{path}: {kind} not found")
     if path.is_dir():
         return _dataset_rows(path)
     if path.suffix == ".parquet":
-        return _parquet_rows(path)
-    return _jsonl_rows(path)
+        return _parquet_rows(path, kind)
+    return _jsonl_rows(path, kind)
 
 
-def _jsonl_rows(path: Path) -> list[tuple[str, object]]:
+def _jsonl_rows(path: Path, kind: str) -> list[tuple[str, object]]:
     """Rows of a JSONL file; undecodable bytes and bad JSON are errors naming the line."""
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     if not data.strip():
-        raise DataError(f"{path}: preference file is empty")
+        raise DataError(f"{path}: {kind} is empty")
     rows = []
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
         where = f"{path}: line {lineno}"
@@ -73,7 +74,7 @@ def _jsonl_rows(path: Path) -> list[tuple[str, object]]:
     return rows
 
 
-def _parquet_rows(path: Path) -> list[tuple[str, object]]:
+def _parquet_rows(path: Path, kind: str) -> list[tuple[str, object]]:
     """Rows of a Parquet file, located by row number (1-based)."""
     import pyarrow.parquet as pq
 
@@ -82,7 +83,7 @@ def _parquet_rows(path: Path) -> list[tuple[str, object]]:
     except Exception as err:  # pyarrow raises several types for a damaged file
         raise DataError(f"{path}: cannot read as Parquet ({type(err).__name__})") from None
     if not rows:
-        raise DataError(f"{path}: preference file is empty")
+        raise DataError(f"{path}: {kind} is empty")
     return [(f"{path}: row {i}", row) for i, row in enumerate(rows, start=1)]
 
 

@@ -89,7 +89,9 @@ class Runner:
         for n, cell in enumerate(cells, 1):
             self.log(f"[{n}/{len(cells)}] cell {cell.id} {cell.label}")
             statuses.append(self.run_cell(cell))
-            self.log(f"  -> {statuses[-1]['status']}{_why(statuses[-1])}")
+            self.log(
+                f"  -> {statuses[-1]['status']}{stage_seconds(statuses[-1])}{_why(statuses[-1])}"
+            )
         return statuses
 
     def run_cell(self, cell: Cell) -> dict:
@@ -179,6 +181,15 @@ class Runner:
         write_json(self.cell_dir(cell) / "status.json", status)
         self.done.append(status)
         return status
+
+
+def stage_seconds(status: dict, order: list[str] | None = None) -> str:
+    """' (train 9.1 s, eval 0.8 s)': wall seconds of the stages that ran (skipped ones cost ~0),
+    in `order` (status.json's keys are sorted)."""
+    stages = status.get("stages", {})
+    names = [n for n in order if n in stages] if order else list(stages)
+    ran = [f"{n} {stages[n]['s']:.1f} s" for n in names if stages[n].get("action") == "ran"]
+    return f" ({', '.join(ran)})" if ran else ""
 
 
 def _why(status: dict) -> str:

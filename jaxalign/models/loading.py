@@ -89,8 +89,35 @@ def read_architecture(path: Path) -> ModelConfig:
     return read_hf_config(path)
 
 
+# Tokenizers loaded in this process, by (path, file stamps): reading SmolLM2's from its GGUF
+# file takes seconds, and an experiment builds a model per stage and cell. Shared objects:
+# nothing in jaxalign changes a tokenizer after loading it.
+_TOKENIZERS: dict[tuple, object] = {}
+
+
+def _stamp(path: Path) -> tuple:
+    """What identifies a tokenizer's files on disk: path, size and mtime of each."""
+    files = [path] if path.is_file() else sorted(f for f in path.iterdir() if f.is_file())
+    stamps = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    return (str(path.resolve()), *stamps)
+
+
 def load_tokenizer(path: Path):
-    """The HF tokenizer of a directory or GGUF file (None if the directory has none); offline."""
+    """The HF tokenizer of a directory or GGUF file (None if the directory has none); offline.
+
+    Loaded once per process while its files are unchanged (the same object is returned).
+    """
+    key = _stamp(path) if path.exists() else None
+    if key is not None and key in _TOKENIZERS:
+        return _TOKENIZERS[key]
+    tokenizer = _load_tokenizer(path)
+    if key is not None and tokenizer is not None:
+        _TOKENIZERS[key] = tokenizer
+    return tokenizer
+
+
+def _load_tokenizer(path: Path):
+    """`load_tokenizer` without the per-process memo."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging

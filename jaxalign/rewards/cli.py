@@ -77,6 +77,10 @@ def _print_report(model_dir, report: dict) -> None:
 
 def register(groups) -> None:
     """Add the `reward` command group to the top-level subparsers."""
+    import typing
+
+    from jaxalign.config.reward import RewardConfig
+
     reward = groups.add_parser("reward", help="rating models per rater group and dimension")
     cmds = reward.add_subparsers(dest="command", metavar="<command>", required=True)
     p = cmds.add_parser("train", help="fit heads, evaluate held out, write DIR", epilog=EPILOG)
@@ -86,8 +90,11 @@ def register(groups) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (the model)")
     p.add_argument("--group", action="append", metavar="EXPR", help="rater group (repeatable)")
     p.add_argument("--dimensions", metavar="D1,D2,...", help="dimensions (default all five)")
-    p.add_argument("--kind", help="model kind: ridge or decoder (reward.kind)")
-    p.add_argument("--fold", help="rater fold to learn from: train or judge (reward.fold)")
+    # choices from the schema: a bad value is a usage error (exit 2), like any other flag's
+    hints = typing.get_type_hints(RewardConfig)
+    kinds, folds = (typing.get_args(hints[k]) for k in ("kind", "fold"))
+    p.add_argument("--kind", choices=kinds, help="model kind (reward.kind)")
+    p.add_argument("--fold", choices=folds, help="rater fold to learn from (reward.fold)")
     p.add_argument(
         "--overwrite",
         action="store_true",

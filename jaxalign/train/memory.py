@@ -6,7 +6,7 @@ subtrees are parameters, optimizer state, reference and batch. The planner lower
 compiles the step exactly as training would (no weights are read, no array is allocated)
 and reports per-device bytes: the parts counted from their shardings, activations and
 temporaries from XLA's memory analysis of the compiled step. Algorithms register in
-`PLANNERS` (DPO now; GRPO adds its own entry).
+`PLANNERS`; GRPO's step adds the rollout and log-prob programs as phases.
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ from typing import Any
 
 import jax
 
-from jaxalign.errors import JaxalignError
+from jaxalign.errors import ConfigError, JaxalignError
 
 GIB = 2**30
-# train.algorithm -> "module:function" with function(config, mesh) -> StepSpec (GRPO: to add)
-PLANNERS = {"dpo": "jaxalign.algos.dpo_plan:step_spec"}
+# train.algorithm -> "module:function" with function(config, mesh) -> StepSpec
+PLANNERS = {
+    "dpo": "jaxalign.algos.dpo_plan:step_spec",
+    "grpo": "jaxalign.algos.grpo_plan:step_spec",
+}
 
 
 @dataclass
@@ -35,6 +38,11 @@ class StepSpec:
     parts: dict[str, Any]  # label -> abstract subtree of `args` (bytes counted per device)
     shape: str = ""  # what one step processes, e.g. "16 rows x 1024 tokens"
     shared: Any = None  # arrays passed as two arguments (counted once: the same buffers)
+    name: str = "compiled step"
+    resident: Any = None  # arrays on the device meanwhile that are not arguments (counted)
+    rows: dict[str, Any] = field(default_factory=dict)  # further report rows (not in the peak)
+    # further programs of one step (GRPO: rollout, log-probs), each with its own peak
+    phases: dict[str, StepSpec] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +57,9 @@ class MemoryPlan:
     mesh: dict[str, int]
     shape: str = ""
     analysis: dict[str, int] = field(default_factory=dict)  # XLA's raw memory analysis
+    rows: dict[str, int] = field(default_factory=dict)  # shown after the temporaries
+    phases: dict[str, int] = field(default_factory=dict)  # peak of each program of a step
+    analyses: dict[str, dict[str, int]] = field(default_factory=dict)  # of each phase
 
     @property
     def fits(self) -> bool:
@@ -59,11 +70,15 @@ class MemoryPlan:
         """The report `--dry-run` prints."""
         mesh = " x ".join(f"{k} {v}" for k, v in self.mesh.items())
         out = [f"memory plan per device ({self.devices} devices, mesh {mesh}; {self.shape}):"]
-        rows = {**self.parts, "activations and temporaries": self.temporaries}
+        rows = {**self.parts, "activations and temporaries": self.temporaries, **self.rows}
         out += [f"  {name:<28} {gib(value):>9}" for name, value in rows.items()]
+        label = "peak (compiled step)"
+        if len(self.phases) > 1:
+            out += [f"  {f'peak ({k})':<28} {gib(v):>9}" for k, v in self.phases.items()]
+            label = "peak (largest phase)"
         verdict = "fits" if self.fits else "does NOT fit"
         out.append(
-            f"  {'peak (compiled step)':<28} {gib(self.peak):>9}  {verdict} "
+            f"  {label:<28} {gib(self.peak):>9}  {verdict} "
             f"train.device_memory_gib={self.budget / GIB:g}"
         )
         return out
@@ -91,24 +106,39 @@ def analysis_of(compiled) -> dict[str, int]:
     return {n: int(getattr(stats, f"{n}_size_in_bytes", 0) or 0) for n in names}
 
 
+def peak_of(spec: StepSpec, stats: dict[str, int]) -> int:
+    """Per-device bytes while one compiled program runs: arguments + outputs not aliased to
+    (donated) arguments + temporaries, plus what stays resident meanwhile."""
+    held = stats["argument"] + stats["output"] - stats["alias"] + stats["temp"]
+    return held - device_bytes(spec.shared) + device_bytes(spec.resident)
+
+
 def plan(spec: StepSpec, budget_gib: float, mesh, compiled=None) -> MemoryPlan:
-    """Compile `spec.step` on its abstract arguments (unless given `compiled`) and account its
-    per-device memory."""
+    """Compile `spec.step` (and its phases) on abstract arguments (unless given `compiled`)
+    and account its per-device memory; the peak is the largest phase's."""
     compiled = compiled or spec.step.lower(*spec.args).compile()
     stats = analysis_of(compiled)
+    analyses = {spec.name: stats}
+    analyses |= {
+        name: analysis_of(phase.step.lower(*phase.args).compile())
+        for name, phase in spec.phases.items()
+    }
+    phases = {spec.name: peak_of(spec, stats)}
+    phases |= {name: peak_of(p, analyses[name]) for name, p in spec.phases.items()}
+    rows = {name: device_bytes(tree) for name, tree in spec.rows.items()}
+    rows |= {f"{name} temporaries": analyses[name]["temp"] for name in spec.phases}
     return MemoryPlan(
         parts={name: device_bytes(tree) for name, tree in spec.parts.items()},
         temporaries=stats["temp"],
-        peak=stats["argument"]
-        + stats["output"]
-        - stats["alias"]
-        + stats["temp"]
-        - device_bytes(spec.shared),
+        peak=max(phases.values()),
         budget=int(budget_gib * GIB),
         devices=mesh.size,
         mesh=dict(mesh.shape),
         shape=spec.shape,
         analysis=stats,
+        rows=rows,
+        phases=phases,
+        analyses=analyses,
     )
 
 
@@ -145,6 +175,14 @@ def plan_devices(train) -> list:
     devices; a mesh larger than both is a one-line error."""
     count = needed_devices(train)
     devices = jax.devices()
+    sizes = (train.mesh_data, train.mesh_fsdp, train.mesh_tensor)
+    known = math.prod(s for s in sizes if s != -1)
+    if count is None and len(devices) % known:  # a -1 axis takes "all devices": too few here
+        raise JaxalignError(
+            f"train.mesh_*: mesh data={sizes[0]} fsdp={sizes[1]} tensor={sizes[2]} needs a "
+            f"multiple of {known} devices and this machine has {len(devices)}; to plan for a "
+            f"larger mesh (simulated CPU devices), give its size: train.mesh_devices={known}"
+        )
     if count and len(devices) < count:
         cpus = jax.devices("cpu")
         devices = cpus if len(cpus) >= count else devices
@@ -154,6 +192,26 @@ def plan_devices(train) -> list:
             f"(a dry run simulates CPU devices only when it starts jax itself)"
         )
     return devices[:count] if count else devices
+
+
+def check_heads(spec, tensor: int) -> None:
+    """A tensor axis must split the attention and key/value heads evenly: otherwise every
+    weight it cannot split is replicated and the plan would describe a mesh that does not
+    shard them."""
+    if tensor <= 1:
+        return
+    if spec.path:
+        from jaxalign.models.loading import read_architecture, resolve
+
+        arch = read_architecture(resolve(spec.path))
+        heads, kv = arch.num_heads, arch.num_kv_heads
+    else:
+        heads, kv = spec.random.num_heads, spec.random.num_kv_heads
+    if heads % tensor or kv % tensor:
+        raise ConfigError(
+            f"train.mesh_tensor={tensor}: the model's {heads} heads / {kv} KV heads are not "
+            f"divisible by {tensor}; use a tensor axis that divides both (or train.mesh_tensor=1)"
+        )
 
 
 def dry_run(cfg, algorithm: str | None = None) -> MemoryPlan:
@@ -166,12 +224,14 @@ def dry_run(cfg, algorithm: str | None = None) -> MemoryPlan:
             f"train.algorithm={algorithm}: --dry-run has no memory planner for it yet "
             f"(planned: {', '.join(PLANNERS)})"
         )
-    devices = plan_devices(cfg.train)
     t = cfg.train
+    check_heads(cfg.model, t.mesh_tensor)
+    devices = plan_devices(t)
     try:
         mesh = make_mesh(t.mesh_data, t.mesh_fsdp, t.mesh_tensor, devices)
     except ValueError as err:
         raise JaxalignError(f"train.mesh_*: {err}") from None
+    check_heads(cfg.model, int(mesh.shape["tensor"]))
     module, name = PLANNERS[algorithm].split(":")
     spec = getattr(importlib.import_module(module), name)(cfg, mesh)
     return plan(spec, t.device_memory_gib, mesh)

@@ -8,6 +8,7 @@ Layout: `config.yaml` (the resolved config, rewritten only once a resume is acce
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -56,24 +57,53 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
+@functools.cache
+def defaults() -> dict[str, object]:
+    """Every config key's default value (dotted keys)."""
+    from jaxalign.config import Config, to_dict
+
+    return flatten(to_dict(Config()))
+
+
+def as_saved(old: dict, new: dict) -> dict[str, object]:
+    """The flat saved config, with each key it lacks but `new` has (a section or key added by
+    a later version) at its default: the value the version that saved it ran with."""
+    a, known = flatten(old), defaults()
+    return {**{k: known[k] for k in flatten(new) if k not in a and k in known}, **a}
+
+
 def changed_keys(old: dict, new: dict, only: tuple[str, ...] = ()) -> list[str]:
-    """Dotted keys present in both configs whose values differ (ignoring bookkeeping keys)."""
-    a, b = flatten(old), flatten(new)
-    keys = sorted(k for k in a.keys() & b.keys() if a[k] != b[k] and not k.startswith(IGNORED))
+    """Dotted keys whose values differ (ignoring bookkeeping keys); a key the saved config
+    lacks counts as its default, one unknown to both it and the defaults as changed."""
+    a, b = as_saved(old, new), flatten(new)
+    keys = sorted(k for k in b if (k not in a or a[k] != b[k]) and not k.startswith(IGNORED))
     return [k for k in keys if not only or k.startswith(only)]
 
 
-def check_resume(old: dict, new: dict, allow: tuple[str, ...], where: Path) -> None:
-    """Refuse (one line naming the keys) a resume whose config differs from the checkpoint's."""
+def run_id(config) -> str:
+    """A run's id: a hash of the keys that differ from their defaults, so keys and sections
+    added by later versions (at their defaults) leave every id as it was."""
+    from jaxalign.config import config_hash, to_dict
+
+    known = defaults()
+    flat = flatten(to_dict(config))
+    return config_hash({k: v for k, v in flat.items() if k not in known or known[k] != v})
+
+
+def check_resume(
+    old: dict, new: dict, allow: tuple[str, ...], where: Path, warn: bool = True
+) -> None:
+    """Refuse (one line naming the keys) a resume whose config differs from the checkpoint's;
+    allowed changes are logged only if `warn`."""
     _check_layout(old, new, where)
     changed = changed_keys(old, new)
     blocked = [k for k in changed if k.startswith(STRUCTURAL) or k not in allow]
     if not blocked:
-        for key in changed:
+        for key in changed if warn else ():
             log.warning("%s: resuming with %s changed (allowed by --allow-change)", where, key)
         return
-    a, b = flatten(old), flatten(new)
-    listed = "; ".join(f"{k}: {a[k]!r} -> {b[k]!r}" for k in blocked)
+    a, b = as_saved(old, new), flatten(new)
+    listed = "; ".join(f"{k}: {a.get(k, '(absent)')!r} -> {b[k]!r}" for k in blocked)
     hint = (
         "use a new train.run_dir"
         if any(k.startswith(STRUCTURAL) for k in blocked)
@@ -102,8 +132,8 @@ def check_model(old: dict, new: dict, where: Path) -> None:
     _check_layout(old, new, where)
     changed = changed_keys(old, new, only=("model.", "lora."))
     if changed:
-        a, b = flatten(old), flatten(new)
-        listed = "; ".join(f"{k}: {a[k]!r} -> {b[k]!r}" for k in changed)
+        a, b = as_saved(old, new), flatten(new)
+        listed = "; ".join(f"{k}: {a.get(k, '(absent)')!r} -> {b[k]!r}" for k in changed)
         raise ConfigError(f"{where}: the run was trained with another model ({listed})")
 
 

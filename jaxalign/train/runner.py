@@ -9,6 +9,9 @@ waits on the device except at hook steps.
 from __future__ import annotations
 
 import math
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -106,6 +109,37 @@ def fetch(step: int, metrics, algo: Algorithm) -> dict[str, float]:
     return values
 
 
+class Interrupts:
+    """Ctrl-C (SIGINT) while training: the first one stops the loop between steps, once the
+    step in flight has finished (so no computation or save is cut off and the writers and
+    checkpoints close normally); a second one interrupts at once."""
+
+    def __init__(self):
+        self.seen, self.previous = False, None
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _handle(self, signum, frame) -> None:
+        """Note the first interrupt; raise on the second."""
+        if self.seen:
+            raise KeyboardInterrupt
+        self.seen = True
+        sys.stderr.write("\njaxalign: interrupted: stopping after this step (again: at once)\n")
+
+    def check(self, state) -> None:
+        """Raise KeyboardInterrupt, once `state` is computed, if an interrupt was noted."""
+        if self.seen:
+            jax.block_until_ready(state)
+            raise KeyboardInterrupt
+
+
 class Runner:
     """Runs `algo` from `start` to `steps`, calling step hooks and per-step metric hooks."""
 
@@ -133,26 +167,33 @@ class Runner:
             unit="step",
             disable=None if progress else True,
         )
+        with Interrupts() as interrupts:
+            try:
+                state = self._loop(state, start, steps, results, bar, interrupts)
+            finally:
+                bar.close()
+        return state
+
+    def _loop(self, state, start: int, steps: int, results: dict, bar, interrupts):
+        """The steps, their deferred metrics and hooks; stops between steps on an interrupt."""
         pending = None
-        try:
-            for step in range(start, steps):
-                host = next(self.algo.batches)
-                info = self.algo.describe(host)
-                t0 = time.perf_counter()
-                state, metrics = self.algo.step(state, host)
-                if pending is not None:
-                    self._fetch(pending, results, bar)
-                pending = _Pending(step + 1, metrics, t0, info)
-                last = step + 1 == steps
-                due = [h for h in self.hooks if h.due(step + 1, last)]
-                if due:
-                    self._fetch(pending, results, bar)
-                    pending = None
-                    context = Context(step + 1, state, results, last)
-                    for hook in due:
-                        hook.fn(context)
+        for step in range(start, steps):
+            interrupts.check(state)
+            host = next(self.algo.batches)
+            info = self.algo.describe(host)
+            t0 = time.perf_counter()
+            state, metrics = self.algo.step(state, host)
             if pending is not None:
                 self._fetch(pending, results, bar)
-        finally:
-            bar.close()
+            pending = _Pending(step + 1, metrics, t0, info)
+            last = step + 1 == steps
+            due = [h for h in self.hooks if h.due(step + 1, last)]
+            if due:
+                self._fetch(pending, results, bar)
+                pending = None
+                context = Context(step + 1, state, results, last)
+                for hook in due:
+                    hook.fn(context)
+        if pending is not None:
+            self._fetch(pending, results, bar)
         return state

@@ -99,8 +99,14 @@ def _fit(cfg, config, algo, meta, allow, progress, run_dir, checkpoints) -> dict
 
     new = to_dict(config)
     primary = jax.process_index() == 0
-    check = lambda old: rd.check_resume(old, new, tuple(allow), run_dir)  # noqa: E731
-    stored = newest_config(checkpoints)
+    stored, warned = newest_config(checkpoints), []
+
+    def check(old: dict) -> None:
+        """The resume check; an allowed change is logged once (each step's config is read
+        twice: here, then again by the restore)."""
+        rd.check_resume(old, new, tuple(allow), run_dir, warn=old not in warned)
+        warned.append(old)
+
     if stored is not None:
         check(stored)  # refuse before any evaluation or write
     results = rd.load_results(run_dir) if stored is not None else {}

@@ -9,6 +9,8 @@ All three read English; German replies get scores, but read them as noise (docs/
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from jaxalign.eval.scorers import Scorer, register, require
@@ -32,15 +34,20 @@ def hatesonar_session():
     The shipped graph leaves the locale unset, which onnxruntime reads as en_US.UTF-8; many
     machines (this project's CI among them) lack that locale and the session fails to build.
     C.UTF-8 always exists, and the node only lower-cases, which it does the same way there.
+    The packages are checked on every call; the session is built once per process and graph.
     """
-    _, package = require("hatesonar", "hatesonar")
+    mod, package = require("hatesonar", "hatesonar")
     ort, _ = require("onnxruntime", "onnxruntime")
     onnx, _ = require("onnx", "onnx")
     from pathlib import Path
 
-    import hatesonar
+    return _session(str(Path(mod.__file__).parent / "model" / "model.onnx"), ort, onnx), package
 
-    graph = onnx.load(str(Path(hatesonar.__file__).parent / "model" / "model.onnx"))
+
+@functools.cache
+def _session(path: str, ort, onnx):
+    """The ONNX session of `path` with the locale fix (cached: an experiment scores every cell)."""
+    graph = onnx.load(path)
     for node in graph.graph.node:
         if node.op_type == "StringNormalizer":
             kept = [a for a in node.attribute if a.name != "locale"]
@@ -48,10 +55,9 @@ def hatesonar_session():
             node.attribute.extend([*kept, onnx.helper.make_attribute("locale", "C.UTF-8")])
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # tiny model; threads only contend with the trainer's
-    session = ort.InferenceSession(
+    return ort.InferenceSession(
         graph.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
-    return session, package
 
 
 @register("hatesonar")
@@ -73,7 +79,7 @@ def hatesonar() -> Scorer:
 def vader() -> Scorer:
     """VADER compound sentiment (weak proxy for emotional tone)."""
     mod, package = require("vaderSentiment.vaderSentiment", "vaderSentiment")
-    analyzer = mod.SentimentIntensityAnalyzer()
+    analyzer = _analyzer(mod.SentimentIntensityAnalyzer)
 
     def fn(texts, prompts):
         """Compound score per reply."""
@@ -83,3 +89,9 @@ def vader() -> Scorer:
     return Scorer(
         "vader", fn, package, {"emotional_awareness": False}, -1.0, 1.0, note="weak proxy"
     )
+
+
+@functools.cache
+def _analyzer(cls):
+    """One VADER analyzer per process (it reads its lexicon file when built; it keeps no state)."""
+    return cls()
