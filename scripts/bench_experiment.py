@@ -70,37 +70,29 @@ class Clock:
         @functools.wraps(fn)
         def timed(*args, **kwargs):
             """The call, timed."""
-            t0, c0 = time.perf_counter(), cpu_seconds()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                slot = self.now[label]
-                slot[0] += time.perf_counter() - t0
-                slot[1] += cpu_seconds() - c0
-                slot[2] += 1
+            return self.timed(label, fn, *args, **kwargs)
 
         setattr(mod, name, timed)
+
+    def timed(self, label: str, fn, *args, **kwargs):
+        """fn(*args, **kwargs), its wall and CPU seconds added to `label`."""
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            slot = self.now[label]
+            slot[0] += time.perf_counter() - t0
+            slot[1] += cpu_seconds() - c0
+            slot[2] += 1
 
     def wrap_scorers(self) -> None:
         """Each scorer's build and score, by scorer name."""
         from jaxalign.eval import scorers
 
-        build, score = scorers.build, scorers.Scorer.score
-
-        def timed(label, fn, *args, **kwargs):
-            """fn(*args), timed under label."""
-            t0, c0 = time.perf_counter(), cpu_seconds()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                slot = self.now[label]
-                slot[0] += time.perf_counter() - t0
-                slot[1] += cpu_seconds() - c0
-                slot[2] += 1
-
+        build, score, timed = scorers.build, scorers.Scorer.score, self.timed
         scorers.build = lambda name, **kw: timed(f"eval: scorer {name} load", build, name, **kw)
-        scorers.Scorer.score = lambda self, *a: timed(
-            f"eval: scorer {self.name} score", score, self, *a
+        scorers.Scorer.score = lambda scorer, *a: timed(
+            f"eval: scorer {scorer.name} score", score, scorer, *a
         )
 
     def wrap_cells(self) -> None:

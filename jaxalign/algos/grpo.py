@@ -27,10 +27,10 @@ from jaxalign.config import Config, GRPORun, project
 from jaxalign.data.chat import pad_id
 from jaxalign.errors import ConfigError, JaxalignError
 from jaxalign.losses import group_advantages
-from jaxalign.models.sampler import bucket, make_rollout
+from jaxalign.models.sampler import bucket
 from jaxalign.models.spec import build_model
 from jaxalign.train.dpo import frozen_reference
-from jaxalign.train.grpo import make_learner_step, make_logps_fn
+from jaxalign.train.grpo import make_grpo_rollout, make_learner_step, make_logps_fn
 from jaxalign.train.optim import make_optimizer, make_schedule, update_count
 from jaxalign.train.runner import Algorithm
 from jaxalign.train.session import fit
@@ -265,16 +265,7 @@ def build_parts(cfg: GRPORun, rewards=None):
     ids, held_out_ids = ids[: len(prompts)], ids[len(prompts) :]
     graphdef, params = nnx.split(model)
     traces: Counter = Counter()
-    rollout_fn = make_rollout(
-        graphdef,
-        num_generations=g.num_generations,
-        max_new=g.max_completion_len,
-        top_k=g.top_k,
-        eos_ids=eos,
-        pad_id=pad,
-        cache_dtype=model.dtype,
-        traces=traces,
-    )
+    rollout_fn = make_grpo_rollout(graphdef, g, eos, pad, model.dtype, traces)
     ref = frozen_reference(params, model.dtype) if g.beta > 0 else None
     logps_fn = make_logps_fn(graphdef, g, traces)
     parts = Parts(

@@ -16,10 +16,9 @@ from flax import nnx
 
 from jaxalign.algos.dpo_plan import abstract, frozen_copy, like_params, plannable
 from jaxalign.config import Config, GRPORun, project
-from jaxalign.models.sampler import make_rollout
 from jaxalign.models.spec import abstract_model
 from jaxalign.sharding import named
-from jaxalign.train.grpo import make_learner_step, make_logps_fn
+from jaxalign.train.grpo import make_grpo_rollout, make_learner_step, make_logps_fn
 from jaxalign.train.memory import StepSpec
 from jaxalign.train.optim import make_optimizer, update_count
 from jaxalign.train.state import abstract_state
@@ -95,15 +94,7 @@ def build(cfg: GRPORun, mesh, model):
     shardings = jax.tree.map(lambda a: a.sharding, state)
     learner = make_learner_step(graphdef, tx, g, shardings)
     eos = tuple(model.config.eos_token_id) or (0,)
-    rollout = make_rollout(
-        graphdef,
-        num_generations=g.num_generations,
-        max_new=g.max_completion_len,
-        top_k=g.top_k,
-        eos_ids=eos,
-        pad_id=0,
-        cache_dtype=model.dtype,
-    )
+    rollout = make_grpo_rollout(graphdef, g, eos, 0, model.dtype)
     return state, learner, rollout, make_logps_fn(graphdef, g)
 
 

@@ -100,3 +100,20 @@ def make_logps_fn(graphdef, g: GRPOConfig, traces=None):
         return completion_logps(nnx.merge(graphdef, params), rows, g)[0]
 
     return logps
+
+
+def make_grpo_rollout(graphdef, g: GRPOConfig, eos_ids, pad_id, cache_dtype, traces=None):
+    """The rollout program of a GRPO run (`grpo.*` sizes): one builder for the trainer and the
+    dry-run memory plan, so the plan compiles what training runs."""
+    from jaxalign.models.sampler import make_rollout
+
+    return make_rollout(
+        graphdef,
+        num_generations=g.num_generations,
+        max_new=g.max_completion_len,
+        top_k=g.top_k,
+        eos_ids=eos_ids,
+        pad_id=pad_id,
+        cache_dtype=cache_dtype,
+        traces=traces,
+    )
