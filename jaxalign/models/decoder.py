@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxalign.models import cpu_attention
 from jaxalign.models.config import ModelConfig
 from jaxalign.models.dense import dense
 
@@ -160,16 +161,19 @@ class Attention(nnx.Module):
         # index-causal (a run's prompt and reply come in order), so causal skipping is exact
         # and a mask adds the segment/branch rules on top. XLA is causal only without a mask.
         fused = self.implementation == "cudnn" and kv is None
-        out = jax.nn.dot_product_attention(
-            q,
-            k,
-            v,
-            mask=mask,
-            scale=scale,
-            is_causal=mask is None or fused,
-            local_window_size=(self.window - 1, 0) if mask is None and self.window else None,
-            implementation="cudnn" if fused else None,
-        )
+        if kv is None and not fused and cpu_attention.applies(mask):
+            out = cpu_attention.attention(q, k, v, mask, scale, self.window)
+        else:
+            out = jax.nn.dot_product_attention(
+                q,
+                k,
+                v,
+                mask=mask,
+                scale=scale,
+                is_causal=mask is None or fused,
+                local_window_size=(self.window - 1, 0) if mask is None and self.window else None,
+                implementation="cudnn" if fused else None,
+            )
         return self.o_proj(out.reshape(b, t, self.heads * self.head_dim)), new_kv
 
 

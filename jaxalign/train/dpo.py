@@ -14,7 +14,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
@@ -22,7 +21,10 @@ from jaxalign.config import DataConfig, DPOConfig
 from jaxalign.losses import REFERENCE_FREE, dpo_loss, implicit_rewards
 from jaxalign.models.lora import dropout_key
 from jaxalign.ops import token_logprobs
-from jaxalign.train.optim import make_optimizer  # noqa: F401 - moved; kept importable
+from jaxalign.train.optim import (
+    make_optimizer,  # noqa: F401 - moved; kept importable
+    optimizer_step,
+)
 
 
 def pair_stats(model, batch: dict, chunk: int, causal_only: bool = False) -> dict:
@@ -181,9 +183,9 @@ def make_train_step(
         grads, metrics = jax.grad(_loss, has_aux=True)(
             state["params"], graphdef, batch, ref_logps, dpo, data, frozen, key
         )
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        metrics["grad_norm"] = optax.tree.norm(grads)
+        params, opt_state, metrics["grad_norm"] = optimizer_step(
+            tx, grads, state["opt_state"], state["params"]
+        )
         return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
 
     return step

@@ -12,13 +12,13 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxalign.config import GRPOConfig
 from jaxalign.losses import grpo_loss
 from jaxalign.ops import token_logprobs
+from jaxalign.train.optim import optimizer_step
 
 SG = jax.lax.stop_gradient
 
@@ -82,9 +82,9 @@ def make_learner_step(graphdef, tx, g: GRPOConfig, state_shardings=None, traces=
         if traces is not None:
             traces["learner"] += 1
         grads, metrics = jax.grad(loss_fn, has_aux=True)(state["params"], graphdef, rows, g)
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        metrics["grad_norm"] = optax.tree.norm(grads)
+        params, opt_state, metrics["grad_norm"] = optimizer_step(
+            tx, grads, state["opt_state"], state["params"]
+        )
         return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
 
     return step
