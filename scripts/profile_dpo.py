@@ -116,9 +116,13 @@ def attention_piece(cfg, batch: dict, causal: bool, dtype, repeats: int, impleme
 
     rows, width = batch["tokens"].shape
     key = jax.random.key(1)
-    q = jax.random.normal(key, (cfg.num_layers, rows, width, cfg.num_heads, cfg.head_dim), dtype)
-    kv = jax.random.normal(
-        key, (cfg.num_layers, rows, width, cfg.num_kv_heads, cfg.head_dim), dtype
+    # per-layer arrays, not one stacked array: slicing a stacked array would add the
+    # gradient's pad-and-add accumulation over layers, which the step does not do
+    q = list(
+        jax.random.normal(key, (cfg.num_layers, rows, width, cfg.num_heads, cfg.head_dim), dtype)
+    )
+    kv = list(
+        jax.random.normal(key, (cfg.num_layers, rows, width, cfg.num_kv_heads, cfg.head_dim), dtype)
     )
     pos, seg, br = batch["positions"], batch["segment_ids"], batch["branch"]
     mask = None if causal else attention_mask(pos, seg, pos, seg, cfg.sliding_window, br, br)
@@ -127,7 +131,14 @@ def attention_piece(cfg, batch: dict, causal: bool, dtype, repeats: int, impleme
     cudnn = implementation == "cudnn"
 
     def layer(a):
-        """One layer's attention core (as `Attention` calls it: cuDNN is always causal)."""
+        """One layer's attention core (as `Attention` calls it: cuDNN is always causal; on CPU
+        `jaxalign.models.cpu_attention` where the model has it)."""
+        try:
+            from jaxalign.models import cpu_attention
+        except ImportError:  # model code before the CPU path
+            cpu_attention = None
+        if cpu_attention is not None and not cudnn and cpu_attention.applies(mask):
+            return cpu_attention.attention(a[0], a[1], a[2], mask, scale, cfg.sliding_window)
         return jax.nn.dot_product_attention(
             a[0],
             a[1],
