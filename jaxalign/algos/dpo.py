@@ -31,7 +31,7 @@ from jaxalign.data.records import read_split
 from jaxalign.errors import JaxalignError
 from jaxalign.models.lora import adapter_count, apply_lora, split_lora
 from jaxalign.models.spec import build_model
-from jaxalign.sharding import make_mesh
+from jaxalign.sharding import check_heads, make_mesh
 from jaxalign.train.dpo import (
     Adapters,
     frozen_reference,
@@ -50,7 +50,9 @@ SPLITS = ("train", "validation")
 
 
 def mesh_of(cfg: DPORun):
-    """The training mesh from `train.mesh_*` (errors name the keys)."""
+    """The training mesh from `train.mesh_*` (errors name the keys); refuses, before anything
+    is written, a tensor axis that does not split the heads (the check the dry run makes)."""
+    check_heads(cfg.model, cfg.train.mesh_tensor)
     devices = jax.devices()[: cfg.train.mesh_devices] if cfg.train.mesh_devices else None
     try:
         return make_mesh(cfg.train.mesh_data, cfg.train.mesh_fsdp, cfg.train.mesh_tensor, devices)

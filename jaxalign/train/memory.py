@@ -19,7 +19,7 @@ from typing import Any
 
 import jax
 
-from jaxalign.errors import ConfigError, JaxalignError
+from jaxalign.errors import JaxalignError
 
 GIB = 2**30
 # train.algorithm -> "module:function" with function(config, mesh) -> StepSpec
@@ -194,29 +194,9 @@ def plan_devices(train) -> list:
     return devices[:count] if count else devices
 
 
-def check_heads(spec, tensor: int) -> None:
-    """A tensor axis must split the attention and key/value heads evenly: otherwise every
-    weight it cannot split is replicated and the plan would describe a mesh that does not
-    shard them."""
-    if tensor <= 1:
-        return
-    if spec.path:
-        from jaxalign.models.loading import read_architecture, resolve
-
-        arch = read_architecture(resolve(spec.path))
-        heads, kv = arch.num_heads, arch.num_kv_heads
-    else:
-        heads, kv = spec.random.num_heads, spec.random.num_kv_heads
-    if heads % tensor or kv % tensor:
-        raise ConfigError(
-            f"train.mesh_tensor={tensor}: the model's {heads} heads / {kv} KV heads are not "
-            f"divisible by {tensor}; use a tensor axis that divides both (or train.mesh_tensor=1)"
-        )
-
-
 def dry_run(cfg, algorithm: str | None = None) -> MemoryPlan:
     """Plan the memory of `algorithm`'s (default `train.algorithm`) train step; writes nothing."""
-    from jaxalign.sharding import make_mesh
+    from jaxalign.sharding import check_heads, make_mesh
 
     algorithm = algorithm or getattr(cfg.train, "algorithm", "dpo")
     if algorithm not in PLANNERS:
@@ -225,13 +205,12 @@ def dry_run(cfg, algorithm: str | None = None) -> MemoryPlan:
             f"(planned: {', '.join(PLANNERS)})"
         )
     t = cfg.train
-    check_heads(cfg.model, t.mesh_tensor)
+    check_heads(cfg.model, t.mesh_tensor)  # the same check real training makes (mesh_of)
     devices = plan_devices(t)
     try:
         mesh = make_mesh(t.mesh_data, t.mesh_fsdp, t.mesh_tensor, devices)
     except ValueError as err:
         raise JaxalignError(f"train.mesh_*: {err}") from None
-    check_heads(cfg.model, int(mesh.shape["tensor"]))
     module, name = PLANNERS[algorithm].split(":")
     spec = getattr(importlib.import_module(module), name)(cfg, mesh)
     return plan(spec, t.device_memory_gib, mesh)
