@@ -80,14 +80,21 @@ def changed_keys(old: dict, new: dict, only: tuple[str, ...] = ()) -> list[str]:
     return [k for k in keys if not only or k.startswith(only)]
 
 
-def run_id(config) -> str:
-    """A run's id: a hash of the keys that differ from their defaults, so keys and sections
-    added by later versions (at their defaults) leave every id as it was."""
-    from jaxalign.config import config_hash, to_dict
+def non_defaults(config) -> dict[str, object]:
+    """The dotted keys whose values differ from their defaults: what run and cell ids hash, so
+    keys and sections added by later versions (at their defaults) leave every id as it was."""
+    from jaxalign.config import to_dict
 
     known = defaults()
     flat = flatten(to_dict(config))
-    return config_hash({k: v for k, v in flat.items() if k not in known or known[k] != v})
+    return {k: v for k, v in flat.items() if k not in known or known[k] != v}
+
+
+def run_id(config) -> str:
+    """A run's id: a hash of the keys that differ from their defaults (`non_defaults`)."""
+    from jaxalign.config import config_hash
+
+    return config_hash(non_defaults(config))
 
 
 def check_resume(
