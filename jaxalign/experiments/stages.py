@@ -122,10 +122,14 @@ def needs_reward(cell: Cell) -> bool:
 def reward_section(cfg: Config) -> RewardConfig:
     """The reward stage's settings: the cell's reward section with one head per trained-on
     group (prefs.groups) and dimension (the section's and prefs.dimensions), so the single-
-    and multi-value cells of one survey share one model."""
+    and multi-value cells of one survey share one model, learning from the raters the
+    preferences keep (prefs.max_raters)."""
     want = set(cfg.reward.dimensions) | set(cfg.prefs.dimensions)
     dims = tuple(d for d in DIMENSIONS if d in want)
-    return dataclasses.replace(cfg.reward, groups=tuple(cfg.prefs.groups), dimensions=dims)
+    p = cfg.prefs
+    return dataclasses.replace(
+        cfg.reward, groups=tuple(p.groups), dimensions=dims, max_raters=p.max_raters
+    )
 
 
 def reward_specs(cfg: Config, model_dir: str) -> tuple[dict, ...]:
@@ -148,11 +152,10 @@ def reward_specs(cfg: Config, model_dir: str) -> tuple[dict, ...]:
 def _reward_inputs(cell: Cell, up: dict) -> dict:
     """The survey's output and the rating model's settings."""
     cfg = cell.config
-    inputs = {
-        "survey": _upstream(up["survey"]),
-        "reward": to_dict(reward_section(cfg)),
-        "ratings": to_dict(cfg.ratings),
-    }
+    reward = to_dict(reward_section(cfg))
+    if not reward["max_raters"]:  # every rater: the key reward stages had before the option
+        del reward["max_raters"]
+    inputs = {"survey": _upstream(up["survey"]), "reward": reward, "ratings": to_dict(cfg.ratings)}
     if cfg.reward.kind == "decoder":  # its backbone is the model section
         inputs["model"] = to_dict(cfg.model)
     return inputs
