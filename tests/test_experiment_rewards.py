@@ -300,10 +300,12 @@ def test_experiment_report_shows_reward_gain_beside_judge_gain(tmp_path):
     md = (out / "report.md").read_text()
     assert "## Reward gain beside judge gain" in md
     assert "| grpo | grpo | +0.3000 | +0.1000 | 3.00 | **yes** | 1 |" in md
-    assert "| prefs.scale=5 | dpo | - | - | - | - | 0 |" in md
+    # The seeds the gains average over: none for DPO, which has no reward (not "0")
+    assert "| prefs.scale=5 | dpo | - | - | - | - | - |" in md
+    assert gains["prefs.scale=5"]["seeds"] is None and gains["grpo"]["seeds"] == 1
     csv = (out / "tables" / "reward_vs_judge.csv").read_text().splitlines()
     assert csv[0] == "condition,algorithm,reward_gain,judge_gain,ratio,goodhart_warning,seeds"
-    assert "grpo,grpo,0.3,0.1,3.0,True,1" in csv
+    assert "grpo,grpo,0.3,0.1,3.0,True,1" in csv and "prefs.scale=5,dpo,,,,," in csv
     cell = next(c for c in summary["cells"] if c["algorithm"] == "grpo")
     assert cell["reward_vs_judge"]["reward_gain"] == 0.3
     assert read_json(runner.cell_dir(cells[0]) / "status.json")["status"] == "done"
