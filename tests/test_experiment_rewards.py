@@ -366,3 +366,20 @@ def test_reward_max_raters_beyond_a_group_names_its_key(ratings):
     cfg = RewardConfig(groups=("gender=female",), max_raters=100_000)
     with pytest.raises(DataError, match=r"^reward\.max_raters=100000: group 'gender=female' has"):
         group_masks(ratings.reset_index(drop=True), cfg)
+
+
+def test_judges_learn_from_every_judge_fold_rater_whatever_reward_max_raters(survey_dir, tmp_path):
+    from jaxalign.config import Config, RatingsConfig, to_dict
+    from jaxalign.eval.separation import train_judge
+
+    cfg = Config()
+    cfg = dataclasses.replace(
+        cfg,
+        reward=dataclasses.replace(cfg.reward, max_raters=40),
+        eval=dataclasses.replace(cfg.eval, cache_dir=str(tmp_path)),
+    )
+    ratings = survey_dir / "ratings.parquet"
+    options = to_dict(RatingsConfig(judge_fraction=0.2))
+    manifest = {"input": {"path": str(ratings), "sha256": "0" * 64}, "ratings_options": options}
+    meta = json.loads((train_judge(cfg, manifest, tmp_path / "m.json") / "model.json").read_text())
+    assert meta["fold"]["fold"] == "judge" and min(meta["groups"].values()) > 40
