@@ -217,6 +217,9 @@ run_stage() {  # name: start it if the budget allows, under its limit; record th
     note_status "$s" "exited 0 without writing it (log: stages.log)."
   else
     RESULT[$s]="ok in ${took} s (limit ${limit} s)"
+    local unmeasured
+    unmeasured=$([ -n "$sec" ] && util show "$DOC" "$sec" | grep -c -E '\((failed|timed out|not run)|: failed \(' || true)
+    ((unmeasured > 0)) && RESULT[$s]+="; $unmeasured row(s) not measured (see the section)"
     local how="Run by \`scripts/bench_gpu.sh\` (stage \`$s\`, ${took} s of its ${limit} s limit; BUDGET_S=$BUDGET_S) at commit $BENCH_COMMIT."
     [ "$SMOKE" = 1 ] && how="$how Smoke run on the CPU (BENCH_GPU_SMOKE=1): tiny shapes, not a benchmark."
     [ -n "$sec" ] && util append "$DOC" "$sec" "$how${NOTE:+ $NOTE}"

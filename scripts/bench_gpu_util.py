@@ -3,6 +3,7 @@
     python scripts/bench_gpu_util.py status DOC SECTION TITLE TEXT   # "Pending: TEXT" under the title
     python scripts/bench_gpu_util.py append DOC SECTION TEXT         # a paragraph at the section's end
     python scripts/bench_gpu_util.py digest DOC SECTION              # sha256 of the section ("missing")
+    python scripts/bench_gpu_util.py show DOC SECTION                # the section's text
     python scripts/bench_gpu_util.py smoke-inputs DIR TORCH_REF      # tiny-shape torch ref + tokenizer
 
 Only the standard library at import (the smoke inputs import tokenizers/transformers), so the
@@ -104,6 +105,7 @@ def main(argv=None) -> None:
         "status": ("doc", "section", "title", "text"),
         "append": ("doc", "section", "text"),
         "digest": ("doc", "section"),
+        "show": ("doc", "section"),
         "smoke-inputs": ("out", "torch_ref"),
     }.items():
         p = sub.add_parser(cmd)
@@ -116,6 +118,8 @@ def main(argv=None) -> None:
         append(Path(a.doc), a.section, a.text)
     elif a.cmd == "digest":
         print(digest(Path(a.doc), a.section))
+    elif a.cmd == "show":
+        print(read_section(Path(a.doc), a.section) or "")
     else:
         smoke_inputs(Path(a.out), Path(a.torch_ref))
 
