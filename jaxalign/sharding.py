@@ -3,7 +3,8 @@
 Parameters and activations carry logical axis names ("vocab", "embed", "heads", ...);
 `RULES` maps them to mesh axes (data, fsdp, tensor). A dimension that a mesh axis does not
 divide stays replicated, so any mesh shape the device count allows works, except a tensor axis
-that does not split the heads: `check_heads` refuses it for training and the dry run alike.
+that does not split the heads: `train.memory.check_heads` refuses it for training and the dry
+run alike.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import math
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-from jaxalign.errors import ConfigError
 
 AXES = ("data", "fsdp", "tensor")
 RULES: dict[str, str | tuple[str, ...] | None] = {
@@ -49,35 +48,6 @@ def make_mesh(data: int = 1, fsdp: int = -1, tensor: int = 1, devices=None) -> M
     if axis_type is not None:
         kwargs["axis_types"] = (axis_type.Auto,) * 3
     return Mesh(grid, AXES, **kwargs)
-
-
-def head_counts(spec) -> tuple[int, int]:
-    """(attention heads, key/value heads) of a model spec: its HF config, or `model.random`."""
-    if spec.path:
-        from jaxalign.models.loading import read_architecture, resolve
-
-        arch = read_architecture(resolve(spec.path))
-        return arch.num_heads, arch.num_kv_heads
-    return spec.random.num_heads, spec.random.num_kv_heads
-
-
-def check_heads(spec, tensor: int) -> None:
-    """Refuse a tensor axis that does not split both the attention and the KV heads.
-
-    `spec_for` would replicate every weight it cannot split, so such a mesh trains (and plans)
-    as if the axis were not there while looking sharded. GQA models with fewer KV heads than
-    the tensor axis are refused too: MaxText copies each KV head to its query group's devices,
-    but here the KV projections and the rollout cache would be whole on every device. One check
-    for `train --dry-run` (train/memory.py) and real training (algos/dpo.mesh_of).
-    """
-    if tensor <= 1:
-        return
-    heads, kv = head_counts(spec)
-    if heads % tensor or kv % tensor:
-        raise ConfigError(
-            f"train.mesh_tensor={tensor}: the model's {heads} heads / {kv} KV heads are not "
-            f"divisible by {tensor}; use a tensor axis that divides both (or train.mesh_tensor=1)"
-        )
 
 
 def spec_for(mesh: Mesh, logical: tuple[str | None, ...], shape: tuple[int, ...]) -> PartitionSpec:

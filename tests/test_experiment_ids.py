@@ -12,11 +12,11 @@ from test_experiment import fake_stages, runner_for, write_exp
 from jaxalign import config as config_module
 from jaxalign.cli import main
 from jaxalign.config import dump, to_dict
+from jaxalign.config import flat as run_dir
 from jaxalign.config.experiment import load_experiment
 from jaxalign.experiments import cells as cells_module
 from jaxalign.experiments.cells import expand
 from jaxalign.experiments.report import write_report
-from jaxalign.train import run_dir
 
 ADDED = ("train", "device_memory_gib")  # stands for a key a later version added
 

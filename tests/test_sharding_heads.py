@@ -9,7 +9,7 @@ import pytest
 
 from jaxalign.cli import main
 from jaxalign.errors import ConfigError
-from jaxalign.sharding import check_heads
+from jaxalign.train.memory import check_heads
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {

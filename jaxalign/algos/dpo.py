@@ -31,7 +31,7 @@ from jaxalign.data.records import read_split
 from jaxalign.errors import JaxalignError
 from jaxalign.models.lora import adapter_count, apply_lora, split_lora
 from jaxalign.models.spec import build_model
-from jaxalign.sharding import check_heads, make_mesh
+from jaxalign.sharding import make_mesh
 from jaxalign.train.dpo import (
     Adapters,
     frozen_reference,
@@ -39,6 +39,7 @@ from jaxalign.train.dpo import (
     make_train_step,
     reference_kind,
 )
+from jaxalign.train.memory import check_heads
 from jaxalign.train.optim import make_optimizer, make_schedule, update_count
 from jaxalign.train.run_dir import run_id
 from jaxalign.train.runner import Algorithm

@@ -14,8 +14,8 @@ from typing import Any
 from jaxalign.config import Config
 from jaxalign.config.core import from_dict, merge, read_yaml
 from jaxalign.config.experiment import Experiment, ExperimentUsageError
+from jaxalign.config.flat import non_defaults
 from jaxalign.config.schema import TrainConfig
-from jaxalign.train.run_dir import non_defaults
 
 ALGORITHM_KEY = "train.algorithm"
 # Where a cell's data and run live is the runner's business: placeholders keep them out of ids.

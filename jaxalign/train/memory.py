@@ -19,7 +19,7 @@ from typing import Any
 
 import jax
 
-from jaxalign.errors import JaxalignError
+from jaxalign.errors import ConfigError, JaxalignError
 
 GIB = 2**30
 # train.algorithm -> "module:function" with function(config, mesh) -> StepSpec
@@ -194,9 +194,38 @@ def plan_devices(train) -> list:
     return devices[:count] if count else devices
 
 
+def head_counts(spec) -> tuple[int, int]:
+    """(attention heads, key/value heads) of a model spec: its HF config, or `model.random`."""
+    if spec.path:
+        from jaxalign.models.loading import read_architecture, resolve
+
+        arch = read_architecture(resolve(spec.path))
+        return arch.num_heads, arch.num_kv_heads
+    return spec.random.num_heads, spec.random.num_kv_heads
+
+
+def check_heads(spec, tensor: int) -> None:
+    """Refuse a tensor axis that does not split both the attention and the KV heads.
+
+    `sharding.spec_for` would replicate every weight it cannot split, so such a mesh trains
+    (and plans) as if the axis were not there while looking sharded. GQA models with fewer KV
+    heads than the tensor axis are refused too: MaxText copies each KV head to its query
+    group's devices, but here the KV projections and the rollout cache would be whole on every
+    device. One check for `train --dry-run` (`dry_run`) and real training (algos/dpo.mesh_of).
+    """
+    if tensor <= 1:
+        return
+    heads, kv = head_counts(spec)
+    if heads % tensor or kv % tensor:
+        raise ConfigError(
+            f"train.mesh_tensor={tensor}: the model's {heads} heads / {kv} KV heads are not "
+            f"divisible by {tensor}; use a tensor axis that divides both (or train.mesh_tensor=1)"
+        )
+
+
 def dry_run(cfg, algorithm: str | None = None) -> MemoryPlan:
     """Plan the memory of `algorithm`'s (default `train.algorithm`) train step; writes nothing."""
-    from jaxalign.sharding import check_heads, make_mesh
+    from jaxalign.sharding import make_mesh
 
     algorithm = algorithm or getattr(cfg.train, "algorithm", "dpo")
     if algorithm not in PLANNERS:
