@@ -105,3 +105,69 @@ def test_every_cell_yaml_reads_back_to_its_id(tmp_path):
         (where / "cell.yaml").write_text(head + dump(cell.config))
     found = cells_module.earlier_cells(tmp_path / "cells")
     assert {k: v.name for k, v in found.items()} == {c.id: f"x{c.id}" for c in cells}
+
+
+UP = {n: {"key": f"k-{n}", "output": f"o-{n}"} for n in ("survey", "prefs", "reward", "train")}
+# The real stages' keys as jaxalign 14bff7e (2026-11-28, before `stable`) computed them with UP:
+# roots made then must keep finding their finished stages.
+KEYS_14BFF7E = {
+    "survey": "10504af57866c9bc2a845a776a0545877a36217f85dfe32e2a5d038706347072",
+    "prefs": "6f598d97eb13de4cdfd0648b4969b640caa8fd056d53680aa5e07f5cf37523ee",
+    "reward": "9e977852177d137eb5bc01650b79418681c51ec26423e08c4b282c319cb9b040",
+    "train/dpo": "c5e1749772c5c9aeadf2ae40c3dfbf10a851e8d79e8f8254c5267aeff448d76e",
+    "train/grpo": "7ddbeb1e95c7553156e62d187714bd765619c139f6a6debbe204b03bc31a2de9",
+    "eval": "e3f0ba571c3be36f52a9a62cc263c57f95f864e52fc1ea4d881dd8c8af2b88db",
+}
+
+
+def _stage_keys() -> dict[str, str]:
+    """Every real stage's key for scale.yaml's prefs.scale=5 cell and optimizer.yaml's single
+    GRPO cell (smoke mode)."""
+    from jaxalign.experiments.runner import hash_of
+    from jaxalign.experiments.stages import real_stages
+
+    out = {}
+    for name, condition in (
+        ("scale", "prefs.scale=5"),
+        ("optimizer", "algorithm=grpo,values=single"),
+    ):
+        exp = load_experiment(f"configs/experiments/{name}.yaml")
+        (cell,) = [c for c in expand(exp, "smoke") if c.condition == condition]
+        for stage in real_stages({}):
+            if stage.applies is None or stage.applies(cell):
+                label = f"train/{cell.algorithm}" if stage.name == "train" else stage.name
+                out[label] = hash_of(stage.inputs(cell, UP))
+    return out
+
+
+def test_stage_keys_are_those_of_roots_made_before():
+    assert _stage_keys() == KEYS_14BFF7E
+
+
+def test_a_key_added_at_its_default_leaves_stage_keys_as_they_were(monkeypatch):
+    from jaxalign.config import Config, DPORun, GRPORun, PrefsConfig
+    from jaxalign.experiments import stages
+
+    plain = config_module.to_dict
+
+    def with_new_keys(obj):
+        """to_dict of a version with a new prefs key, train key and section, at defaults."""
+        data = plain(obj)
+        if isinstance(obj, PrefsConfig):
+            data["new_knob"] = 1
+        if isinstance(obj, Config | DPORun | GRPORun):
+            data["train"]["new_knob"] = 2
+        if isinstance(obj, Config):
+            data["prefs"]["new_knob"] = 1
+            data["new_section"] = {"knob": 3}
+        return data
+
+    monkeypatch.setattr(config_module, "to_dict", with_new_keys)
+    monkeypatch.setattr(stages, "to_dict", with_new_keys)
+    run_dir.defaults.cache_clear()
+    try:
+        assert run_dir.defaults()["train.new_knob"] == 2
+        assert _stage_keys() == KEYS_14BFF7E
+    finally:
+        monkeypatch.undo()
+        run_dir.defaults.cache_clear()
