@@ -106,7 +106,7 @@ def write_run(tmp_path, *overrides):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["train.run_dir=elsewhere"], "elsewhere/config.yaml: not found (train the run first)"),
+        (["train.run_dir=elsewhere"], "elsewhere/results.json: not found (train the run first)"),
         (["model.scan_layers=true"], "saved with model.scan_layers=false, this config has true"),
         (["lora.alpha=4"], "trained with another model (lora.alpha: 16.0 -> 4.0)"),
     ],
