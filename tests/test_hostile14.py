@@ -223,3 +223,23 @@ def test_scanned_or_biased_lora_adapter_loads_in_peft(tmp_path, scan):
     assert np.abs(got - want).max() <= 1e-4
     merged = np.asarray(lora.merge_lora(model)(jnp.asarray(TOKENS, jnp.int32)))
     assert np.abs(merged - want).max() <= 1e-5 and not lora.has_lora(model)
+
+
+@pytest.mark.parametrize("lora_flags", [[], ["--adapter", "lora.rank=2"]])
+def test_export_without_a_checkpoint_refuses_before_loading(
+    tmp_path, capsys, monkeypatch, lora_flags
+):
+    from jaxalign.models import spec
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the base model was loaded")
+
+    monkeypatch.setattr(spec, "build_model", no_load)
+    (tmp_path / "run" / "checkpoints" / "3.orbax-checkpoint-tmp").mkdir(parents=True)
+    file = tmp_path / "run.yaml"
+    file.write_text(f"train: {{run_dir: {tmp_path / 'run'}}}\n")
+    args = ["model", "export", "--run-config", str(file), "--out", str(tmp_path / "o")]
+    assert main([*args, *lora_flags]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("run/checkpoints: no restorable checkpoint (train the run first)"), err
+    assert not (tmp_path / "o").exists()
