@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -243,3 +244,32 @@ def test_export_without_a_checkpoint_refuses_before_loading(
     err = capsys.readouterr().err.strip()
     assert err.endswith("run/checkpoints: no restorable checkpoint (train the run first)"), err
     assert not (tmp_path / "o").exists()
+
+
+def adapter_grads(model) -> tuple[np.ndarray, dict]:
+    """(logits, gradient of a logit loss per unscanned adapter name) of an adapted model."""
+    graphdef, adapters, base = lora.split_lora(model)
+    tokens = jnp.asarray(TOKENS, jnp.int32)
+
+    def loss(a):
+        logits = nnx.merge(graphdef, a, base)(tokens)
+        return jnp.mean(jax.nn.log_softmax(logits)[..., 5] * jnp.arange(11.0)), logits
+
+    grads, logits = jax.grad(loss, has_aux=True)(adapters)
+    out = {}
+    for path, value in jax.tree_util.tree_leaves_with_path(grads):
+        name = ".".join(str(getattr(k, "key", k)) for k in path)
+        value = np.asarray(value)
+        if value.ndim == 2:
+            out[name] = value
+        else:  # stacked: one entry per layer, named as unscanned
+            out.update({name.replace("layers.", f"layers.{i}.", 1): v for i, v in enumerate(value)})
+    return np.asarray(logits), out
+
+
+def test_scanned_lora_matches_unscanned_logits_and_adapter_gradients():
+    flat_logits, flat = adapter_grads(adapted(False))
+    scan_logits, scanned = adapter_grads(adapted(True))
+    assert np.abs(flat_logits - scan_logits).max() <= 1e-5
+    assert flat.keys() == scanned.keys() and len(flat) == 2 * 3 * 3
+    assert all(np.abs(flat[k] - scanned[k]).max() <= 1e-5 for k in flat)
