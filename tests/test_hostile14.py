@@ -273,3 +273,23 @@ def test_scanned_lora_matches_unscanned_logits_and_adapter_gradients():
     assert np.abs(flat_logits - scan_logits).max() <= 1e-5
     assert flat.keys() == scanned.keys() and len(flat) == 2 * 3 * 3
     assert all(np.abs(flat[k] - scanned[k]).max() <= 1e-5 for k in flat)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["model", "info", "ADAPTER"],
+        ["generate", "--model", "ADAPTER", "--prompt", "hi"],
+        ["train", "--config", TINY, "--dry-run", "model.path=ADAPTER", "train.mesh_devices=1"],
+    ],
+)
+def test_an_adapter_directory_as_a_model_names_what_it_is(tmp_path, capsys, command):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    (adapter / "adapter_model.safetensors").write_bytes(b"")
+    args = [a.replace("ADAPTER", str(adapter)) for a in command]
+    assert main([*args, f"train.run_dir={tmp_path / 'run'}"] if "train" in args else args) == 1
+    err = capsys.readouterr().err.strip()
+    assert "holds LoRA adapter files only" in err and "\n" not in err, err
+    assert not (tmp_path / "run").exists()
