@@ -46,6 +46,7 @@ TINY = str(TINY_CPU)
         (["train.device_memory_gib=lots"], "train.device_memory_gib"),
         (["train.device_memory_gib=1e999"], "train.device_memory_gib"),
         (["train.mesh_fsdp=0"], "mesh_fsdp"),  # was a ZeroDivisionError in the mesh
+        (["lora.rank=4", "lora.seed=9223372036854775808"], "lora.seed"),  # was OverflowError
     ],
 )
 def test_bad_settings_are_one_line_naming_the_key(overrides, key):
