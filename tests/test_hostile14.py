@@ -247,6 +247,25 @@ def test_export_without_a_checkpoint_refuses_before_loading(
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("evaluator", ["generations", "behaviour"])
+def test_eval_without_a_checkpoint_refuses_before_loading(tmp_path, capsys, monkeypatch, evaluator):
+    from jaxalign.models import spec
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the base model was loaded")
+
+    monkeypatch.setattr(spec, "build_model", no_load)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    file = tmp_path / "run.yaml"
+    file.write_text(
+        f"train: {{run_dir: {tmp_path / 'run'}}}\neval: {{evaluators: [{evaluator}]}}\n"
+    )
+    assert main(["eval", "--config", str(file)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("run/checkpoints: no restorable checkpoint (train the run first)"), err
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoints"]
+
+
 def adapter_grads(model) -> tuple[np.ndarray, dict]:
     """(logits, gradient of a logit loss per unscanned adapter name) of an adapted model."""
     graphdef, adapters, base = lora.split_lora(model)

@@ -123,10 +123,9 @@ def _run_config(args):
 
 def _restore_run(cfg):
     """(model, tokenizer) at the newest checkpoint of the run `cfg` describes."""
-    root = Path(cfg.train.run_dir).absolute() / "checkpoints"
-    if not root.is_dir() or not any(p.name.isdigit() for p in root.iterdir()):
-        # before the base model is loaded (minutes for an 8B one) only to find nothing
-        raise JaxalignError(f"{root}: no restorable checkpoint (train the run first)")
+    from jaxalign.train.restore import require_checkpoint
+
+    require_checkpoint(cfg.train.run_dir)
     import jax
 
     from jaxalign.eval.generations import restore_run

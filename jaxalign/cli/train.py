@@ -68,6 +68,10 @@ def cmd_eval(args) -> int:
 
     cfg = config_from(args, [])
     check(cfg.eval.evaluators)  # an unknown name is refused before any model is built
+    if set(cfg.eval.evaluators) - {"preferences"}:  # the others restore the tuned model
+        from jaxalign.train.restore import require_checkpoint
+
+        require_checkpoint(cfg.train.run_dir)
     found = run_all(EvalRun(cfg, args.max_new_tokens, args.prompts), cfg.eval.evaluators)
     steps = [c.step for _, c in found if c.step is not None]
     where = f" (checkpoint step {steps[-1]})" if steps else ""
