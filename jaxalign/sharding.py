@@ -2,7 +2,9 @@
 
 Parameters and activations carry logical axis names ("vocab", "embed", "heads", ...);
 `RULES` maps them to mesh axes (data, fsdp, tensor). A dimension that a mesh axis does not
-divide stays replicated, so any mesh shape the device count allows works.
+divide stays replicated, so any mesh shape the device count allows works, except a tensor axis
+that does not split the heads: `train.memory.check_heads` refuses it for training and the dry
+run alike.
 """
 
 from __future__ import annotations

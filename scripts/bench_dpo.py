@@ -150,6 +150,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument(
         "--torch-compile", action="store_true", help="also time the reference with --compile"
     )
+    ap.add_argument(
+        "--torch-timeout", type=float, help="seconds each torch run may take (its row says so)"
+    )
     ap.add_argument("--write", type=Path)
     ap.add_argument("--section", default="bench_dpo_cpu")
     return ap.parse_args(argv)
@@ -181,7 +184,12 @@ def main() -> None:
             str(a.peak_tflops or 989.0),
             *extra,
         ]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=a.torch_timeout)
+        except subprocess.TimeoutExpired:  # keep the jaxalign rows (bench_gpu.sh's budget)
+            label = f"torch+transformers{' '.join(extra)} (timed out after {a.torch_timeout:g} s)"
+            rows.append((label, None, None, None, None))
+            continue
         if done.returncode:
             print(done.stderr[-3000:], file=sys.stderr)
             rows.append((f"torch+transformers{' '.join(extra)} (failed)", None, None, None, None))

@@ -1,7 +1,7 @@
 """Time a GRPO step of TRL's `GRPOTrainer` beside jaxalign's, on the same weights, in one run.
 
 Usage: python scripts/bench_grpo.py --trl-python /tmp/trlenv/bin/python \
-           [--hf-dir DIR | --random-like TOKENIZER_DIR] [--prompts 4] [--generations 4] \
+           [--hf-dir DIR | --random-like TOKENIZER_DIR [--tiny]] [--prompts 4] [--generations 4] \
            [--new-tokens 32] [--steps 2] [--warmup 1] [--write docs/BENCHMARKS.md --section NAME]
 
 Both sides load one HF directory (weights + tokenizer): by default SmolLM2-135M-Instruct
@@ -55,14 +55,19 @@ def length_reward(prompts, completions, target: int = 16, **kw) -> list[float]:
 # ---------------------------------------------------------------- TRL side (its interpreter)
 
 
-def write_random_model(out: Path, tokenizer_dir: Path, seed: int) -> None:
-    """A SmolLM2-135M-shaped Llama with random weights and the given tokenizer, as an HF dir."""
+# (hidden, layers, heads, kv heads, ffn) of --random-like's model: SmolLM2-135M, or --tiny
+RANDOM_SHAPES = {False: (576, 30, 9, 3, 1536), True: (64, 2, 4, 2, 128)}
+
+
+def write_random_model(out: Path, tokenizer_dir: Path, seed: int, tiny: bool = False) -> None:
+    """A SmolLM2-135M-shaped (or tiny) Llama with random weights and the tokenizer, as an HF dir."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    cfg = LlamaConfig(hidden_size=576, num_hidden_layers=30, num_attention_heads=9,
-                      num_key_value_heads=3, intermediate_size=1536, vocab_size=len(tok),
+    d, layers, heads, kv, ffn = RANDOM_SHAPES[tiny]
+    cfg = LlamaConfig(hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads,
+                      num_key_value_heads=kv, intermediate_size=ffn, vocab_size=len(tok),
                       tie_word_embeddings=True, max_position_embeddings=8192,
                       rms_norm_eps=1e-5, rope_theta=100000.0,
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
@@ -237,6 +242,7 @@ def ensure_hf_dir(a) -> None:
     if a.random_like:  # torch writes it: the TRL interpreter, or this one on a GPU image
         cmd = [a.trl_python or sys.executable, __file__, "--make-random", f"--seed={a.seed}"]
         cmd += [f"--hf-dir={a.hf_dir}", f"--random-like={a.random_like}"]
+        cmd += ["--tiny"] if a.tiny else []
     else:
         cmd = [sys.executable, "-m", "jaxalign", "model", "export", "--model", "smollm2"]
         cmd += ["--out", str(a.hf_dir)]
@@ -264,18 +270,16 @@ WORKER_ARGS = ("hf_dir", "prompts", "generations", "new_tokens", "target",
 
 def table(a, rows: list[dict], versions: str) -> str:
     """The BENCHMARKS.md section: how it was measured and one row per side."""
-    from benchlib import machine
+    from benchlib import commit, machine
 
-    commit = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True
-    ).stdout.strip()
     trl = next((r for r in rows if r["impl"].startswith("TRL")), None)
     weights = "random SmolLM2-135M-shaped Llama" if a.random_like else "SmolLM2-135M-Instruct"
+    weights = "random tiny Llama (smoke run)" if a.tiny else weights
     lines = [
         f"## GRPO step: {weights}, {a.prompts} prompts x G={a.generations}, "
         f"{a.new_tokens} new tokens, {a.dtype}",
         "",
-        f"Measured {datetime.date.today().isoformat()} at commit {commit} with "
+        f"Measured {datetime.date.today().isoformat()} at commit {commit()} with "
         f"`python scripts/bench_grpo.py {' '.join(sys.argv[1:])}` on "
         f"{machine(('jax', 'jaxlib', 'flax', 'optax'))}; TRL side: {versions or 'not run'}.",
         "Same HF weights and tokenizer, prompts, G, completion cap, temperature 1, loss "
@@ -307,6 +311,9 @@ def parse(argv=None):
     ap.add_argument("--trl-python", help="interpreter with trl + torch (TRL side skipped if unset)")
     ap.add_argument("--hf-dir", type=Path, default=Path(tempfile.gettempdir()) / "bench_grpo_hf")
     ap.add_argument("--random-like", type=Path, help="tokenizer dir: random SmolLM2-shape weights")
+    ap.add_argument(
+        "--tiny", action="store_true", help="with --random-like: a 2-layer 64-wide model"
+    )
     ap.add_argument("--prompts", type=int, default=4)
     ap.add_argument("--generations", type=int, default=4)
     ap.add_argument("--new-tokens", type=int, default=32)
@@ -330,7 +337,7 @@ def main() -> None:
         print(json.dumps(trl_worker(a)))
         return
     if a.make_random:
-        write_random_model(a.hf_dir, a.random_like, a.seed)
+        write_random_model(a.hf_dir, a.random_like, a.seed, a.tiny)
         return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from jaxalign.errors import JaxalignError

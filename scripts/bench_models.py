@@ -1,7 +1,8 @@
 """Benchmark the model layer beside transformers (PyTorch) on the same inputs, in one run.
 
 Usage: python scripts/bench_models.py [--write docs/BENCHMARKS.md] [--section NAME] [--dtype fp32|bf16]
-       [--batch B] [--seq T] [--decode-batches 1,8] [--new-tokens N]
+       [--batch B] [--seq T] [--decode-batches 1,8] [--new-tokens N] [--random [--shape S]]
+       [--logprob-lengths 256,1024,4096]
 
 Measures, for SmolLM2-135M-Instruct (the bundled GGUF; transformers loads our HF export of
 the same dequantized weights): forward tokens/s, forward+backward tokens/s (mean next-token
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jax
 import jax.numpy as jnp
 import numpy as np
-from benchlib import machine, shape_config, write_section
+from benchlib import SHAPES, commit, machine, shape_config, write_section
 from flax import nnx
 
 from jaxalign.models import export_hf, load_pretrained
@@ -103,7 +104,7 @@ def decode(model, tokenizer, hf_model, batch: int, new: int, prompt_len: int = 3
     import torch
 
     rng = np.random.default_rng(0)
-    prompts = rng.integers(10, 1000, (batch, prompt_len)).tolist()
+    prompts = rng.integers(10, min(1000, model.config.vocab_size), (batch, prompt_len)).tolist()
     sampler = Sampler(model, eos_ids=[-1])
     sampler.generate(prompts, max_new_tokens=new, greedy=True)
     t0 = time.perf_counter()
@@ -129,10 +130,10 @@ def copy_bandwidth() -> float:
     return 2 * x.nbytes / seconds
 
 
-def logprob_memory(vocab: int = 152_064, width: int = 896) -> list[tuple[int, int, int]]:
+def logprob_memory(lengths, vocab: int = 152_064, width: int = 896) -> list[tuple[int, int, int]]:
     """(T, chunked temp bytes, naive temp bytes) of the compiled value-and-grad, batch 1."""
     rows = []
-    for t in (256, 1024, 4096):
+    for t in lengths:
         h = jax.ShapeDtypeStruct((1, t, width), jnp.bfloat16)
         w = jax.ShapeDtypeStruct((width, vocab), jnp.bfloat16)
         y = jax.ShapeDtypeStruct((1, t), jnp.int32)
@@ -151,8 +152,8 @@ def logprob_memory(vocab: int = 152_064, width: int = 896) -> list[tuple[int, in
     return rows
 
 
-def main() -> None:
-    """Run everything, print markdown, optionally write a BENCHMARKS.md section."""
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", type=Path)
     parser.add_argument("--section", default="bench_models_cpu")
@@ -167,19 +168,39 @@ def main() -> None:
         action="store_true",
         help="SmolLM2-135M shape with random weights (where the bundled GGUF is not installed)",
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--shape",
+        default="smollm2-135m",
+        choices=sorted(SHAPES),
+        help="with --random: the model shape (tiny: bench_gpu.sh's CPU smoke run)",
+    )
+    parser.add_argument(
+        "--logprob-lengths",
+        default="256,1024,4096",
+        help="T of the chunked log-prob memory table (comma list; empty: no table)",
+    )
+    return parser.parse_args(argv)
 
-    if args.random:
-        from jaxalign.models.loading import DTYPES, build, random_tensors
 
-        cfg = shape_config("smollm2-135m", rms_norm_eps=1e-5)  # SmolLM2-135M's own epsilon
-        model = build(
-            cfg, random_tensors(cfg), dtype=DTYPES[args.dtype], param_dtype=DTYPES[args.dtype]
-        )
-        tokenizer = None
-    else:
+def build_model(args):
+    """(model, tokenizer, title) of the bundled SmolLM2 or a random model of --shape."""
+    if not args.random:
         model, tokenizer = load_pretrained("smollm2", dtype=args.dtype)
-    tokens = np.random.default_rng(0).integers(10, 49_000, (args.batch, args.seq))
+        return model, tokenizer, "SmolLM2-135M-Instruct"
+    from jaxalign.models.loading import DTYPES, build, random_tensors
+
+    cfg = shape_config(args.shape, rms_norm_eps=1e-5)  # SmolLM2-135M's own epsilon
+    model = build(
+        cfg, random_tensors(cfg), dtype=DTYPES[args.dtype], param_dtype=DTYPES[args.dtype]
+    )
+    name = "SmolLM2-135M-Instruct shape" if args.shape == "smollm2-135m" else f"{args.shape} shape"
+    return model, None, f"{name} (random weights)"
+
+
+def measure(args, model, tokenizer):
+    """Workload rows (name, shape, jaxalign tok/s, transformers tok/s); transformers first."""
+    vocab = model.config.vocab_size
+    tokens = np.random.default_rng(0).integers(10, min(49_000, vocab), (args.batch, args.seq))
     n_tok = args.batch * args.seq
     with tempfile.TemporaryDirectory() as tmp:
         export_hf(model, tokenizer, Path(tmp) / "smol", dtype=args.dtype)
@@ -192,18 +213,40 @@ def main() -> None:
     for b in (int(x) for x in args.decode_batches.split(",")):
         ours, theirs = decode(model, tokenizer, hf_model, b, args.new_tokens)
         rows.append((f"greedy decode, batch {b}", f"{args.new_tokens} new tokens", ours, theirs))
+    return rows
+
+
+def roofline_line(model, rows) -> str:
+    """Batch-1 decode against weight bytes per token / measured copy bandwidth."""
     weight_bytes = sum(
         int(np.prod(p.shape)) * p.dtype.itemsize for p in jax.tree.leaves(nnx.state(model))
     )
     bandwidth = copy_bandwidth()
     roofline = bandwidth / weight_bytes
-    batch1 = next(r for r in rows if r[0] == "greedy decode, batch 1")[2]
+    batch1 = next((r[2] for r in rows if r[0] == "greedy decode, batch 1"), None)
+    if batch1 is None:
+        return "No batch-1 decode in --decode-batches: no roofline comparison."
+    line = (
+        f"Batch-1 decode vs the memory roofline: weights {weight_bytes / 2**20:.0f} MiB read per token, "
+        f"measured copy bandwidth {bandwidth / 1e9:.1f} GB/s -> roofline {roofline:,.0f} tok/s; "
+        f"measured {batch1:,.1f} tok/s ({100 * batch1 / roofline:.0f}% of roofline)."
+    )
+    if jax.default_backend() == "cpu":
+        line += (
+            " On a CPU the copy kernel is not bandwidth-bound and part of the weights stay in cache, "
+            "so this 'roofline' is not a bound; the figure is meaningful on a GPU."
+        )
+    return line
+
+
+def section(args, title: str, rows, roof: str) -> str:
+    """The markdown section."""
     lines = [
-        f"## Model layer: SmolLM2-135M-Instruct{' shape (random weights)' if args.random else ''}, "
-        f"{args.dtype}, {jax.devices()[0].device_kind}",
+        f"## Model layer: {title}, {args.dtype}, {jax.devices()[0].device_kind}",
         "",
-        f"Measured {datetime.date.today().isoformat()} with `python scripts/bench_models.py "
-        f"{' '.join(sys.argv[1:])}` on {machine(LIBS)}; jax backend {jax.default_backend()}.",
+        f"Measured {datetime.date.today().isoformat()} at commit {commit()} with "
+        f"`python scripts/bench_models.py {' '.join(sys.argv[1:])}` on {machine(LIBS)}; "
+        f"jax backend {jax.default_backend()}.",
         "Same weights on both sides (transformers loads jaxalign's HF export of "
         f"{'the random weights' if args.random else 'the dequantized GGUF'}); "
         "median of repeated runs after a warm-up (compilation excluded).",
@@ -215,33 +258,33 @@ def main() -> None:
         f"| {name} | {shape} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x |"
         for name, shape, ours, theirs in rows
     ]
-    roof = (
-        f"Batch-1 decode vs the memory roofline: weights {weight_bytes / 2**20:.0f} MiB read per token, "
-        f"measured copy bandwidth {bandwidth / 1e9:.1f} GB/s -> roofline {roofline:,.0f} tok/s; "
-        f"measured {batch1:,.1f} tok/s ({100 * batch1 / roofline:.0f}% of roofline)."
-    )
-    if jax.default_backend() == "cpu":
-        roof += (
-            " On a CPU the copy kernel is not bandwidth-bound and part of the weights stay in cache, "
-            "so this 'roofline' is not a bound; the figure is meaningful on a GPU."
-        )
-    lines += [
-        "",
-        roof,
-        "",
-        "Chunked log-prob path (value and gradient, V=152,064, D=896, bf16, batch 1, chunk 256): "
-        "compiled temporary memory, from XLA's memory analysis.",
-        "",
-        "| T | chunked | naive (full logits) |",
-        "|---|---|---|",
-    ]
-    lines += [
-        f"| {t} | {c / 2**20:,.0f} MiB | {n / 2**20:,.0f} MiB |" for t, c, n in logprob_memory()
-    ]
-    section = "\n".join(lines)
-    print(section)
+    lines += ["", roof]
+    lengths = [int(t) for t in args.logprob_lengths.split(",") if t.strip()]
+    if lengths:
+        lines += [
+            "",
+            "Chunked log-prob path (value and gradient, V=152,064, D=896, bf16, batch 1, chunk 256): "
+            "compiled temporary memory, from XLA's memory analysis.",
+            "",
+            "| T | chunked | naive (full logits) |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {t} | {c / 2**20:,.0f} MiB | {n / 2**20:,.0f} MiB |"
+            for t, c, n in logprob_memory(lengths)
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run everything, print markdown, optionally write a BENCHMARKS.md section."""
+    args = parse_args()
+    model, tokenizer, title = build_model(args)
+    rows = measure(args, model, tokenizer)
+    text = section(args, title, rows, roofline_line(model, rows))
+    print(text)
     if args.write:
-        write_section(args.write, args.section, section)
+        write_section(args.write, args.section, text)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from importlib import metadata
 from pathlib import Path
 
@@ -13,6 +14,7 @@ SHAPES = {  # the torch reference script's shapes: (hidden, layers, heads, kv_he
     "qwen2.5-0.5b-like": (896, 24, 14, 2, 4864, 151936, True),
     "llama-1b": (2048, 16, 32, 8, 8192, 128256, True),
     "llama-3b": (3072, 28, 24, 8, 8192, 128256, True),
+    "tiny": (64, 2, 4, 2, 128, 512, True),  # bench_gpu.sh's CPU smoke run, not a benchmark
 }
 
 
@@ -53,6 +55,29 @@ def machine(libs: tuple[str, ...]) -> str:
         pass
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in libs)
     return f"{cpu}, {os.cpu_count()} cores{mem}; Python {platform.python_version()}; {versions}"
+
+
+def commit() -> str:
+    """$BENCH_COMMIT (set by bench_gpu.sh where the tree travels without .git), else git's."""
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
+    root = Path(__file__).resolve().parent.parent
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=root
+        )
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def read_section(path: Path, name: str) -> str | None:
+    """The text between a section's markers (None if the file or the section is missing)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = path.read_text() if path.exists() else ""
+    if start not in text or end not in text:
+        return None
+    return text.split(start, 1)[1].split(end, 1)[0].strip("\n")
 
 
 def write_section(path: Path, name: str, section: str) -> None:

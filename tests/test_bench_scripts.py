@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -79,3 +80,27 @@ def test_profile_dpo_reports_every_part(monkeypatch, capsys, tmp_path):
         assert f"| {part} |" in text
     step = next(line for line in text.splitlines() if line.startswith("| step |"))
     assert float(step.split("|")[2]) > 0 and float(step.split("|")[4].replace(",", "")) > 0
+
+
+def test_bench_dpo_torch_timeout_keeps_the_jaxalign_rows(bench, monkeypatch, tmp_path):
+    # a torch run over --torch-timeout is reported in its row; the jaxalign rows are measured
+    slow_ref = tmp_path / "slow_ref.py"
+    slow_ref.write_text("import time\ntime.sleep(60)\n")
+    monkeypatch.setattr(bench, "shape_config", lambda shape: TINY)
+    out = tmp_path / "B.md"
+    argv = ["--torch-ref", str(slow_ref), "--pairs", "1", "--seq", "16", "--prompt", "4"]
+    argv += ["--steps", "1", "--layouts", "pairs", "--references", "model", "--torch-timeout", "1"]
+    monkeypatch.setattr(sys, "argv", ["bench_dpo.py", *argv, "--write", str(out)])
+    bench.main()
+    text = out.read_text()
+    assert "| torch+transformers (timed out after 1 s) | - |" in text
+    assert re.search(
+        r"\| jaxalign pairs \(in-step reference, xla attention\), rows 2 x 16 \| [0-9.]+ \|", text
+    )
+
+
+def test_bench_models_options():
+    models = load("bench_models")
+    a = models.parse_args(["--random", "--shape", "tiny", "--logprob-lengths", ""])
+    assert (a.random, a.shape, a.logprob_lengths) == (True, "tiny", "")
+    assert models.parse_args([]).logprob_lengths == "256,1024,4096"

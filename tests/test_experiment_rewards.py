@@ -17,7 +17,7 @@ from jaxalign.errors import DataError
 from jaxalign.experiments import stages as real
 from jaxalign.experiments.cells import expand
 from jaxalign.experiments.report import write_report
-from jaxalign.experiments.runner import Context, Stage, read_json
+from jaxalign.experiments.runner import Context, Stage, hash_of, read_json
 
 GRPO_EXP = EXP.replace(
     "  soft: {prefs.disagreement: soft}",
@@ -25,6 +25,7 @@ GRPO_EXP = EXP.replace(
     "  grpo_multi: {train.algorithm: grpo, prefs.dimensions: [toxicity, helpfulness]}",
 ).replace("seeds: [0, 1]", "seeds: [0]")
 # A user's own reward, with a non-default argument: it must reach the trainer unchanged.
+KEY = "prefs.max_raters"
 USER_REWARDS = [{"builtin": "length", "args": {"target": 7}, "name": "mine"}]
 
 
@@ -299,10 +300,86 @@ def test_experiment_report_shows_reward_gain_beside_judge_gain(tmp_path):
     md = (out / "report.md").read_text()
     assert "## Reward gain beside judge gain" in md
     assert "| grpo | grpo | +0.3000 | +0.1000 | 3.00 | **yes** | 1 |" in md
-    assert "| prefs.scale=5 | dpo | - | - | - | - | 0 |" in md
+    # The seeds the gains average over: none for DPO, which has no reward (not "0")
+    assert "| prefs.scale=5 | dpo | - | - | - | - | - |" in md
+    assert gains["prefs.scale=5"]["seeds"] is None and gains["grpo"]["seeds"] == 1
     csv = (out / "tables" / "reward_vs_judge.csv").read_text().splitlines()
     assert csv[0] == "condition,algorithm,reward_gain,judge_gain,ratio,goodhart_warning,seeds"
-    assert "grpo,grpo,0.3,0.1,3.0,True,1" in csv
+    assert "grpo,grpo,0.3,0.1,3.0,True,1" in csv and "prefs.scale=5,dpo,,,,," in csv
     cell = next(c for c in summary["cells"] if c["algorithm"] == "grpo")
     assert cell["reward_vs_judge"]["reward_gain"] == 0.3
     assert read_json(runner.cell_dir(cells[0]) / "status.json")["status"] == "done"
+
+
+def test_the_reward_stage_keeps_the_raters_the_prefs_stage_keeps(survey_dir, tmp_path, monkeypatch):
+    from jaxalign.prefs import build
+    from jaxalign.rewards import heads
+
+    groups = ["gender=female", "gender=male"]
+    chosen = {"prefs": {}, "reward": {}}
+    keep, masks = build.subsample_raters, heads.group_masks
+
+    def prefs_keeps(sub, expr, max_raters, *rest):
+        """The prefs stage's selection, recorded."""
+        out = keep(sub, expr, max_raters, *rest)
+        chosen["prefs"].setdefault(expr, set(out["rater_id"].astype(str)))
+        return out
+
+    def reward_masks(frame, cfg):
+        """The rows each reward head learns from, recorded."""
+        out = masks(frame, cfg)
+        chosen["reward"] = {g: set(frame.loc[m, "rater_id"].astype(str)) for g, m in out.items()}
+        return out
+
+    monkeypatch.setattr(build, "subsample_raters", prefs_keeps)
+    monkeypatch.setattr(heads, "group_masks", reward_masks)
+    over = {"prefs.groups": groups, KEY: 40}
+    cell = by_label(grpo_cells(tmp_path, over))["grpo"]
+    root = tmp_path / "r"
+    (root / "survey" / "data").mkdir(parents=True)
+    (root / "survey" / "data" / "ratings.parquet").symlink_to(survey_dir / "ratings.parquet")
+    up = {"survey": {"dir": "survey"}}
+    by_name = {s.name: s for s in real.real_stages({})}
+    for name in ("prefs", "reward"):
+        (root / name).mkdir()
+        by_name[name].run(Context(cell, root / name, up, root))
+    meta = json.loads((root / "reward" / "model" / "model.json").read_text())
+    assert meta["groups"] == {g: 40 for g in groups}
+    assert set(chosen["prefs"]) == set(groups)
+    assert chosen["reward"] == chosen["prefs"]  # the very same raters, not 40 others
+    survey = {"survey": {"key": "k", "output": "o"}}
+    inputs = {
+        n: by_name["reward"].inputs(
+            by_label(grpo_cells(tmp_path, {**over, KEY: n}))["grpo"], survey
+        )
+        for n in (0, 40)
+    }
+    assert hash_of(inputs[0]) != hash_of(inputs[40])  # the content address follows the raters
+    # Every rater (the default): the key reward stages had before the option, so they stay done
+    assert "max_raters" not in inputs[0]["reward"] and inputs[40]["reward"]["max_raters"] == 40
+
+
+def test_reward_max_raters_beyond_a_group_names_its_key(ratings):
+    from jaxalign.config import RewardConfig
+    from jaxalign.rewards.heads import group_masks
+
+    cfg = RewardConfig(groups=("gender=female",), max_raters=100_000)
+    with pytest.raises(DataError, match=r"^reward\.max_raters=100000: group 'gender=female' has"):
+        group_masks(ratings.reset_index(drop=True), cfg)
+
+
+def test_judges_learn_from_every_judge_fold_rater_whatever_reward_max_raters(survey_dir, tmp_path):
+    from jaxalign.config import Config, RatingsConfig, to_dict
+    from jaxalign.eval.separation import train_judge
+
+    cfg = Config()
+    cfg = dataclasses.replace(
+        cfg,
+        reward=dataclasses.replace(cfg.reward, max_raters=40),
+        eval=dataclasses.replace(cfg.eval, cache_dir=str(tmp_path)),
+    )
+    ratings = survey_dir / "ratings.parquet"
+    options = to_dict(RatingsConfig(judge_fraction=0.2))
+    manifest = {"input": {"path": str(ratings), "sha256": "0" * 64}, "ratings_options": options}
+    meta = json.loads((train_judge(cfg, manifest, tmp_path / "m.json") / "model.json").read_text())
+    assert meta["fold"]["fold"] == "judge" and min(meta["groups"].values()) > 40

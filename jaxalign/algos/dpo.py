@@ -39,6 +39,7 @@ from jaxalign.train.dpo import (
     make_train_step,
     reference_kind,
 )
+from jaxalign.train.memory import check_heads
 from jaxalign.train.optim import make_optimizer, make_schedule, update_count
 from jaxalign.train.run_dir import run_id
 from jaxalign.train.runner import Algorithm
@@ -50,7 +51,9 @@ SPLITS = ("train", "validation")
 
 
 def mesh_of(cfg: DPORun):
-    """The training mesh from `train.mesh_*` (errors name the keys)."""
+    """The training mesh from `train.mesh_*` (errors name the keys); refuses, before anything
+    is written, a tensor axis that does not split the heads (the check the dry run makes)."""
+    check_heads(cfg.model, cfg.train.mesh_tensor)
     devices = jax.devices()[: cfg.train.mesh_devices] if cfg.train.mesh_devices else None
     try:
         return make_mesh(cfg.train.mesh_data, cfg.train.mesh_fsdp, cfg.train.mesh_tensor, devices)

@@ -123,6 +123,9 @@ def _run_config(args):
 
 def _restore_run(cfg):
     """(model, tokenizer) at the newest checkpoint of the run `cfg` describes."""
+    from jaxalign.train.restore import require_checkpoint
+
+    require_checkpoint(cfg.train.run_dir)
     import jax
 
     from jaxalign.eval.generations import restore_run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jaxalign.cli.common import EPILOG, add_common, add_parser, config_from, int_at_least
+from jaxalign.errors import JaxalignError
 
 TRAIN_DESCRIPTION = (
     "DPO or GRPO training (train.algorithm=dpo|grpo). Everything goes into train.run_dir (default runs/train): config.yaml, "
@@ -50,8 +51,14 @@ def cmd_dry_run(args) -> int:
 
     cfg = config_from(args, [])
     memory.simulate_devices(memory.needed_devices(cfg.train))  # before jax starts
-    for line in memory.dry_run(cfg).lines():
+    plan = memory.dry_run(cfg)
+    for line in plan.lines():
         print(line)
+    if not plan.fits:  # a failed exit, so a script that books hardware on it stops here
+        raise JaxalignError(
+            f"train.device_memory_gib={cfg.train.device_memory_gib:g}: the planned peak of "
+            f"{memory.gib(plan.peak)} per device does not fit"
+        )
     return 0
 
 
@@ -61,6 +68,10 @@ def cmd_eval(args) -> int:
 
     cfg = config_from(args, [])
     check(cfg.eval.evaluators)  # an unknown name is refused before any model is built
+    if set(cfg.eval.evaluators) - {"preferences"}:  # the others restore the tuned model
+        from jaxalign.train.restore import require_checkpoint
+
+        require_checkpoint(cfg.train.run_dir)
     found = run_all(EvalRun(cfg, args.max_new_tokens, args.prompts), cfg.eval.evaluators)
     steps = [c.step for _, c in found if c.step is not None]
     where = f" (checkpoint step {steps[-1]})" if steps else ""
@@ -84,7 +95,9 @@ def register(groups) -> None:
         description=TRAIN_DESCRIPTION,
         epilog=EPILOG,
     )
-    p.add_argument(
+    # --allow-change accepts a resume's changes; a dry run resumes nothing (argparse: exit 2)
+    exclusive = p.add_mutually_exclusive_group()
+    exclusive.add_argument(
         "--allow-change",
         action="append",
         default=[],
@@ -93,12 +106,12 @@ def register(groups) -> None:
         "(repeatable; model.*, lora.rank, lora.targets, optim.grad_accum and optim.clip_norm "
         "never can; default: none)",
     )
-    p.add_argument(
+    exclusive.add_argument(
         "--dry-run",
         action="store_true",
         help="compile one train step on abstract shapes for the configured mesh (simulated "
         "CPU devices where needed) and print per-device memory against "
-        "train.device_memory_gib; reads no weights, writes nothing",
+        "train.device_memory_gib (exit 1 if it does not fit); reads no weights, writes nothing",
     )
     add_common(p)
     p.set_defaults(func=cmd_train)

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import reprlib
 import types
 import typing
@@ -26,6 +27,8 @@ MAX_YAML_NODES = 100_000  # real configs have hundreds; a "billion laughs" alias
 _REPR = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 8, 8, 8
 _REPR.maxstring = _REPR.maxother = 120
+# Floats YAML 1.2 reads but PyYAML (YAML 1.1) leaves as strings: 1e-5, 2E3, 1.0e5.
+_FLOAT_12 = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+")
 
 
 def _shown(value: Any) -> str:
@@ -94,6 +97,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         _fail(source, key, f"{_shown(value)} is not null")
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str) and _FLOAT_12.fullmatch(value):
+        value = float(value)  # learning_rate: 1e-5 is a number, as in YAML 1.2 and JSON
     if tp is float and isinstance(value, float) and not math.isfinite(value):
         _fail(source, key, f"{_shown(value)} is not a finite number")
     if tp is bool and not isinstance(value, bool):
@@ -106,13 +111,16 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
 
 
 def _check_range(value: Any, meta: typing.Mapping[str, Any], key: str, source: str) -> None:
-    """Apply `ge`/`le`/`gt`/`choices` metadata to a field value."""
+    """Apply `ge`/`le`/`gt`/`ne`/`choices` metadata to a field value."""
     if value is None:
         return
     if "ge" in meta and value < meta["ge"]:
         _fail(source, key, f"{_shown(value)} is out of range; expected a value >= {meta['ge']}")
     if "gt" in meta and value <= meta["gt"]:
         _fail(source, key, f"{_shown(value)} is out of range; expected a value > {meta['gt']}")
+    if "ne" in meta and value == meta["ne"]:
+        wanted = f"a value >= {meta['ge']} other than" if "ge" in meta else "anything but"
+        _fail(source, key, f"{_shown(value)} is not allowed; expected {wanted} {meta['ne']}")
     if "le" in meta and value > meta["le"]:
         _fail(source, key, f"{_shown(value)} is out of range; expected a value <= {meta['le']}")
     if "choices" in meta:

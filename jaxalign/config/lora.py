@@ -22,7 +22,7 @@ class LoRAConfig:
     dropout: float = field(default=0.0, metadata={"ge": 0.0, "le": 0.9})
     targets: tuple[str, ...] = field(default=LORA_TARGETS, metadata={"choices": LORA_TARGETS})
     # Seed of the adapters' initialisation (A random, B zero) and of their dropout masks.
-    seed: int = field(default=0, metadata={"ge": 0})
+    seed: int = field(default=0, metadata={"ge": 0, "le": 2**32 - 1})  # jax keys take 64 bits
 
     def __post_init__(self):
         """Targets distinct and non-empty; no LoRA setting given while rank 0 leaves LoRA off."""

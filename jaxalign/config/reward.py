@@ -43,6 +43,8 @@ class RewardConfig:
     fold: Literal["train", "judge"] = "train"
     # A group with fewer raters (in the fold) than this is an error, not a noisy head.
     min_raters: int = field(default=30, metadata={"ge": 2})
+    # Keep this many raters of each group (as prefs.max_raters, the same raters); 0: all.
+    max_raters: int = field(default=0, metadata={"ge": 0})
     # Group residuals are shrunk by n / (n + shrinkage), n = the group's ratings of a response.
     shrinkage: float = field(default=10.0, metadata={"ge": 0.0})
     # Ridge penalties tried; one is chosen per head by cross-validation grouped by question.

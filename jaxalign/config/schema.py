@@ -350,7 +350,7 @@ class TrainConfig:
     )  # per device; 0: unknown, no MFU
     mesh_devices: int = field(default=0, metadata=_meta(ge=0))  # use the first N devices (0: all)
     mesh_data: int = field(default=1, metadata=_meta(ge=1))
-    mesh_fsdp: int = field(default=-1, metadata=_meta(ge=-1))
+    mesh_fsdp: int = field(default=-1, metadata=_meta(ge=-1, ne=0))  # -1: all devices
     mesh_tensor: int = field(default=1, metadata=_meta(ge=1))
     device_memory_gib: float = field(default=80.0, metadata=_meta(gt=0.0))  # --dry-run budget
 

@@ -18,7 +18,8 @@ KEYS = ("rewards/accuracies", "logp_accuracy", "logp_accuracy_normalized")
 def preferences(run: EvalRun) -> Comparison:
     """Held-out pair accuracies of the base and the tuned model, from results.json."""
     path = run.run_dir / "results.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
+    _check_run(run)
+    results = json.loads(path.read_text())
     return Comparison(
         rows={
             key: (results[f"base/{key}"], results[f"eval/{key}"])
@@ -26,3 +27,18 @@ def preferences(run: EvalRun) -> Comparison:
             if f"eval/{key}" in results and f"base/{key}" in results
         }
     )
+
+
+def _check_run(run: EvalRun) -> None:
+    """Refuse a run that has no results yet, or was trained with another model.* / lora.*
+    than this config names (as the evaluators that restore a checkpoint do)."""
+    from jaxalign.config import to_dict
+    from jaxalign.config.core import read_yaml
+    from jaxalign.errors import DataError
+    from jaxalign.train.run_dir import check_model
+
+    saved, results = run.run_dir / "config.yaml", run.run_dir / "results.json"
+    if not results.is_file():
+        raise DataError(f"{results}: not found (train the run first)")
+    if saved.is_file():
+        check_model(read_yaml(saved), to_dict(run.cfg), run.run_dir)

@@ -93,7 +93,9 @@ def train_judge(cfg, manifest: dict, manifest_path: Path) -> Path:
             f"{manifest_path}: the preferences used every rater (ratings.judge_fraction=0), so "
             "no judge fold is left; rebuild them with ratings.judge_fraction=0.2"
         )
-    reward = replace(cfg.reward, fold="judge", groups=tuple(cfg.eval.judge_groups))
+    # Judges learn from every judge-fold rater (reward.max_raters subsamples a trained reward)
+    groups = tuple(cfg.eval.judge_groups)
+    reward = replace(cfg.reward, fold="judge", groups=groups, max_raters=0)
     judge_cfg = Config(ratings=rcfg, reward=reward)
     key = f"{manifest['input']['sha256'][:12]}-{config_hash((reward, rcfg))[:12]}"
     out = cache_dir(cfg) / f"judge-{key}"

@@ -6,12 +6,15 @@ import copy
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from jaxalign.config import Config, to_dict
+from jaxalign.config import Config
 from jaxalign.config.core import from_dict, merge, read_yaml
 from jaxalign.config.experiment import Experiment, ExperimentUsageError
+from jaxalign.config.flat import non_defaults
 from jaxalign.config.schema import TrainConfig
 
 ALGORITHM_KEY = "train.algorithm"
@@ -83,10 +86,32 @@ def _resolve(data: dict[str, Any], source: str) -> Config:
 
 
 def cell_id(config: Config, algorithm: str) -> str:
-    """12 hex digits of the resolved config (plus the algorithm while the config lacks it)."""
-    blob = {"config": to_dict(config), "algorithm": algorithm}
+    """12 hex digits of the keys that differ from their defaults (as run ids hash them: a key
+    added later at its default leaves every id as it was), plus the algorithm."""
+    blob = {"config": non_defaults(config), "algorithm": algorithm}
     text = json.dumps(blob, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def earlier_cells(cells_dir: Path, skip: set[str] = frozenset()) -> dict[str, Path]:
+    """{cell id now: directory} for cell directories named by another id: ids that hashed every
+    key (before 2026-11-28), or a version with fewer keys. Matched by re-reading each
+    directory's cell.yaml; one that no longer parses (a removed key) matches nothing."""
+    found: dict[str, Path] = {}
+    if not cells_dir.is_dir():
+        return found
+    for where in sorted(cells_dir.iterdir()):
+        path = where / "cell.yaml"
+        if where.name in skip or not path.is_file():
+            continue
+        try:
+            config = from_dict(Config, read_yaml(path), source=str(path))
+        except Exception:  # a key this version no longer has: not one of its cells
+            continue
+        head = re.search(r"\(algorithm (\w+)\)", path.read_text(encoding="utf-8").split("\n")[0])
+        algorithm = head.group(1) if head else str(getattr(config.train, "algorithm", "dpo"))
+        found.setdefault(cell_id(config, algorithm), where)
+    return found
 
 
 def expand(exp: Experiment, mode: str, overrides: dict[str, Any] | None = None) -> list[Cell]:

@@ -63,7 +63,7 @@ def _gains(summary: dict) -> list[str]:
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
         lines.append(
             f"| {r['condition']} | {r['algorithm']} | {_f(r['reward_gain'])} | "
-            f"{_f(r['judge_gain'])} | {ratio} | {warn} | {r['seeds']} |"
+            f"{_f(r['judge_gain'])} | {ratio} | {warn} | {r['seeds'] or '-'} |"
         )
     return [*lines, ""]
 

@@ -99,8 +99,8 @@ def _aggregate(cond: str, dim: str, scorer: str, group: str, recs: list[dict]) -
 
 
 def gain_rows(rows: list[dict], order: list[str]) -> list[dict]:
-    """Per condition: GRPO's reward gain beside the judge's (means over finished seeds); None
-    where no finished cell has a reward (DPO)."""
+    """Per condition: GRPO's reward gain beside the judge's (means over finished seeds, `seeds`
+    of them); every field None where no finished cell has a reward (DPO)."""
     out = []
     for cond in order:
         mine = [r for r in rows if r["condition"] == cond]
@@ -109,7 +109,7 @@ def gain_rows(rows: list[dict], order: list[str]) -> list[dict]:
         ]
         row = {"condition": cond, "algorithm": "+".join(sorted({r["algorithm"] for r in mine}))}
         reward, judge = _mean_key(found, "reward_gain"), _mean_key(found, "judge_gain")
-        row.update(reward_gain=reward, judge_gain=judge, seeds=len(found))
+        row.update(reward_gain=reward, judge_gain=judge, seeds=len(found) or None)
         row["ratio"] = _r(reward / judge) if reward is not None and judge else None
         row["goodhart_warning"] = any(f.get("goodhart_warning") for f in found) if found else None
         out.append(row)

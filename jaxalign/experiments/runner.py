@@ -20,7 +20,7 @@ from typing import Any
 
 from jaxalign.config import dump
 from jaxalign.errors import JaxalignError
-from jaxalign.experiments.cells import Cell
+from jaxalign.experiments.cells import Cell, earlier_cells
 from jaxalign.experiments.locks import LockBusy, lock
 from jaxalign.io import staged_files
 
@@ -67,6 +67,7 @@ class Runner:
     log: Callable[[str], None] = print
     stale_after: float = 6 * 3600.0
     done: list[dict] = field(default_factory=list)
+    _earlier: dict[str, Path] | None = field(default=None, repr=False)
 
     @property
     def exp_dir(self) -> Path:
@@ -74,8 +75,14 @@ class Runner:
         return self.root / self.name
 
     def cell_dir(self, cell: Cell) -> Path:
-        """ROOT/NAME/cells/<id>."""
-        return self.exp_dir / "cells" / cell.id
+        """ROOT/NAME/cells/<id>, or the directory an earlier version made for the same config
+        under another id (`earlier_cells`), so an existing root keeps its finished cells."""
+        path = self.exp_dir / "cells" / cell.id
+        if path.exists():
+            return path
+        if self._earlier is None:
+            self._earlier = earlier_cells(self.exp_dir / "cells")
+        return self._earlier.get(cell.id, path)
 
     def stage_dir(self, stage: Stage, cell: Cell, key: str) -> Path:
         """Where a stage writes (shared stages: named by their key)."""

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jaxalign.config import Config, DPORun, GRPORun, RewardConfig, project, to_dict
+from jaxalign.config.flat import stable
 from jaxalign.config.vocab import DIMENSIONS
 from jaxalign.errors import DataError
 from jaxalign.experiments.cells import Cell
@@ -67,6 +68,12 @@ def _eval_section(section, args: dict, root: Path):
     return dataclasses.replace(section, **changes)
 
 
+def _section(cfg: Config, name: str) -> dict:
+    """A config section as stage keys hash it (`stable`: a key added later at its default
+    leaves every stage key as it was)."""
+    return stable(to_dict(getattr(cfg, name)), f"{name}.")
+
+
 def _upstream(record: dict) -> dict:
     """What a later stage's key takes from an earlier one."""
     return {"key": record["key"], "output": record["output"]}
@@ -74,7 +81,8 @@ def _upstream(record: dict) -> dict:
 
 def _survey_inputs(cell: Cell, up: dict) -> dict:
     """The simulator's and the ratings reader's settings."""
-    return {"simulate": to_dict(cell.config.simulate), "ratings": to_dict(cell.config.ratings)}
+    cfg = cell.config
+    return {"simulate": _section(cfg, "simulate"), "ratings": _section(cfg, "ratings")}
 
 
 def _survey(ctx: Context) -> str:
@@ -96,8 +104,8 @@ def _prefs_inputs(cell: Cell, up: dict) -> dict:
     cfg = cell.config
     return {
         "survey": _upstream(up["survey"]),
-        "prefs": to_dict(cfg.prefs),
-        "ratings": to_dict(cfg.ratings),
+        "prefs": _section(cfg, "prefs"),
+        "ratings": _section(cfg, "ratings"),
     }
 
 
@@ -122,10 +130,14 @@ def needs_reward(cell: Cell) -> bool:
 def reward_section(cfg: Config) -> RewardConfig:
     """The reward stage's settings: the cell's reward section with one head per trained-on
     group (prefs.groups) and dimension (the section's and prefs.dimensions), so the single-
-    and multi-value cells of one survey share one model."""
+    and multi-value cells of one survey share one model, learning from the raters the
+    preferences keep (prefs.max_raters)."""
     want = set(cfg.reward.dimensions) | set(cfg.prefs.dimensions)
     dims = tuple(d for d in DIMENSIONS if d in want)
-    return dataclasses.replace(cfg.reward, groups=tuple(cfg.prefs.groups), dimensions=dims)
+    p = cfg.prefs
+    return dataclasses.replace(
+        cfg.reward, groups=tuple(p.groups), dimensions=dims, max_raters=p.max_raters
+    )
 
 
 def reward_specs(cfg: Config, model_dir: str) -> tuple[dict, ...]:
@@ -148,13 +160,11 @@ def reward_specs(cfg: Config, model_dir: str) -> tuple[dict, ...]:
 def _reward_inputs(cell: Cell, up: dict) -> dict:
     """The survey's output and the rating model's settings."""
     cfg = cell.config
-    inputs = {
-        "survey": _upstream(up["survey"]),
-        "reward": to_dict(reward_section(cfg)),
-        "ratings": to_dict(cfg.ratings),
-    }
+    reward = stable(to_dict(reward_section(cfg)), "reward.")
+    inputs = {"survey": _upstream(up["survey"]), "reward": reward}
+    inputs["ratings"] = _section(cfg, "ratings")
     if cfg.reward.kind == "decoder":  # its backbone is the model section
-        inputs["model"] = to_dict(cfg.model)
+        inputs["model"] = _section(cfg, "model")
     return inputs
 
 
@@ -197,7 +207,7 @@ def _train_inputs(cell: Cell, up: dict) -> dict:
     """The preferences (and reward model) and the training run's sections (paths are
     placeholders)."""
     root = GRPORun if cell.algorithm == "grpo" else DPORun
-    run = to_dict(project(cell.config, root))
+    run = stable(to_dict(project(cell.config, root)))
     inputs = {"prefs": _upstream(up["prefs"]), "run": run, "algorithm": cell.algorithm}
     if "reward" in up:
         inputs["reward"] = _upstream(up["reward"])
@@ -219,7 +229,7 @@ def _eval_inputs(cell: Cell, up: dict) -> dict:
     """The trained run and the evaluation settings."""
     return {
         "train": _upstream(up["train"]),
-        "eval": to_dict(cell.config.eval),
+        "eval": _section(cell.config, "eval"),
         "args": cell.eval_args,
         "evaluator": evaluator_name(),
     }

@@ -54,6 +54,11 @@ def resolve(path: str | Path | None) -> Path:
         raise DataError(
             f"{path}: model path not found (expected a HF directory, a .gguf file or '{DEFAULT_MODEL}')"
         )
+    if (path / "adapter_config.json").is_file() and not (path / "config.json").exists():
+        raise DataError(
+            f"{path}: holds LoRA adapter files only (model export --adapter); give its base "
+            "model (adapter_config.json: base_model_name_or_path) or a --merge-lora export"
+        )
     return path
 
 

@@ -49,11 +49,19 @@ class LoRAParam(nnx.Param):
 class LoRA(nnx.Module):
     """(alpha / rank) B A dropout(x): A [in, r] uniform like PEFT's init, B [r, out] zero."""
 
-    def __init__(self, shape: tuple, cfg: LoRAConfig, index: int, sharding=None):
+    def __init__(self, shape: tuple, cfg: LoRAConfig, index: int, sharding=None, layers=None):
+        """`layers`: with a stacked layer axis, the index each layer's A is drawn with (the
+        one the unscanned model gives that layer's adapter, so both layouts start equal)."""
         *lead, din, dout = shape  # lead: a stacked layer axis (scanned layers), if any
-        key = jax.random.fold_in(jax.random.key(cfg.seed), index)
+        seed = jax.random.key(cfg.seed)
         bound = 1.0 / math.sqrt(din)  # PEFT: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(in))
-        a = jax.random.uniform(key, (*lead, din, cfg.rank), jnp.float32, -bound, bound)
+        draw = lambda i, s: jax.random.uniform(  # noqa: E731
+            jax.random.fold_in(seed, i), s, jnp.float32, -bound, bound
+        )
+        if layers is None:
+            a = draw(index, (*lead, din, cfg.rank))
+        else:
+            a = jnp.stack([draw(i, (din, cfg.rank)) for i in layers])
         b = jnp.zeros((*lead, cfg.rank, dout), jnp.float32)
         if sharding is not None:  # adapters are small: replicated over the base's mesh
             a, b = jax.device_put(a, sharding), jax.device_put(b, sharding)
@@ -105,13 +113,16 @@ def apply_lora(model, cfg: LoRAConfig) -> bool:
     for index, (name, lin) in enumerate(found):
         kernel = lin.kernel.get_value()
         din, dout = kernel.shape[-2:]
+        # unscanned, `found` runs layer by layer; stacked, each entry spans every layer
+        stacked = kernel.ndim == 3
+        layers = [i * len(found) + index for i in range(kernel.shape[0])] if stacked else None
         if cfg.rank > min(din, dout):
             raise ConfigError(
                 f"lora.rank: {cfg.rank} exceeds the smaller side ({min(din, dout)}) of {name}"
             )
         sharding = kernel.sharding if isinstance(kernel.sharding, NamedSharding) else None
         replicated = NamedSharding(sharding.mesh, PartitionSpec()) if sharding else None
-        lin.lora = nnx.data(LoRA(kernel.shape, cfg, index, replicated))
+        lin.lora = nnx.data(LoRA(kernel.shape, cfg, index, replicated, layers))
     return True
 
 
@@ -172,7 +183,7 @@ def adapter_config(cfg: LoRAConfig, base_model: str) -> dict:
     return {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
-        "base_model_name_or_path": base_model,
+        "base_model_name_or_path": _base_name(base_model),
         "r": cfg.rank,
         "lora_alpha": cfg.alpha,
         "lora_dropout": cfg.dropout,
@@ -188,6 +199,16 @@ def adapter_config(cfg: LoRAConfig, base_model: str) -> dict:
         "rank_pattern": {},
         "alpha_pattern": {},
     }
+
+
+def _base_name(base_model: str) -> str:
+    """The base as PEFT's `base_model_name_or_path`: a local path made absolute, so the
+    adapter finds its base from any working directory ('smollm2' and '' stay as given)."""
+    from jaxalign.models.loading import DEFAULT_MODEL
+
+    if base_model in ("", DEFAULT_MODEL) or not Path(base_model).exists():
+        return base_model
+    return str(Path(base_model).resolve())
 
 
 def export_adapter(

@@ -93,8 +93,11 @@ def _variants(cfg: PrefsConfig) -> list[tuple[tuple[str, ...], np.ndarray | None
     return [(cfg.dimensions, w / w.sum())]
 
 
-def subsample_raters(sub: pd.DataFrame, expr: str, max_raters: int) -> pd.DataFrame:
-    """Keep `max_raters` of a group's raters (lowest SHA-256 of their id), all if 0."""
+def subsample_raters(
+    sub: pd.DataFrame, expr: str, max_raters: int, key: str = "prefs.max_raters"
+) -> pd.DataFrame:
+    """Keep `max_raters` of a group's raters (lowest SHA-256 of their id), all if 0; errors
+    name `key` (the reward model's `reward.max_raters` keeps the same raters)."""
     if not max_raters:
         return sub
     raters = sorted(
@@ -103,8 +106,8 @@ def subsample_raters(sub: pd.DataFrame, expr: str, max_raters: int) -> pd.DataFr
     )
     if len(raters) < max_raters:
         raise DataError(
-            f"prefs.max_raters={max_raters}: group '{expr}' has only {len(raters)} raters; "
-            "lower prefs.max_raters to the smallest group's count"
+            f"{key}={max_raters}: group '{expr}' has only {len(raters)} raters; "
+            f"lower {key} to the smallest group's count"
         )
     return sub.loc[sub["rater_id"].astype(str).isin(set(raters[:max_raters]))]
 

@@ -68,10 +68,16 @@ class Corpus:
 
 
 def group_masks(frame: pd.DataFrame, cfg: RewardConfig) -> dict[str, np.ndarray]:
-    """Row mask per group; a group with fewer than reward.min_raters raters is an error."""
+    """Row mask per group, of its `reward.max_raters` raters chosen as the preferences choose
+    them (`prefs.build.subsample_raters`); fewer than reward.min_raters raters is an error."""
+    from jaxalign.prefs.build import subsample_raters
+
     out = {}
     for expr in cfg.groups:
         mask = group_mask(frame, expr)
+        if cfg.max_raters:
+            kept = subsample_raters(frame.loc[mask], expr, cfg.max_raters, "reward.max_raters")
+            mask = np.asarray(frame.index.isin(kept.index))
         n = frame.loc[mask, "rater_id"].nunique()
         if n < cfg.min_raters:
             raise DataError(

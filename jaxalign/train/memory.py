@@ -194,19 +194,28 @@ def plan_devices(train) -> list:
     return devices[:count] if count else devices
 
 
-def check_heads(spec, tensor: int) -> None:
-    """A tensor axis must split the attention and key/value heads evenly: otherwise every
-    weight it cannot split is replicated and the plan would describe a mesh that does not
-    shard them."""
-    if tensor <= 1:
-        return
+def head_counts(spec) -> tuple[int, int]:
+    """(attention heads, key/value heads) of a model spec: its HF config, or `model.random`."""
     if spec.path:
         from jaxalign.models.loading import read_architecture, resolve
 
         arch = read_architecture(resolve(spec.path))
-        heads, kv = arch.num_heads, arch.num_kv_heads
-    else:
-        heads, kv = spec.random.num_heads, spec.random.num_kv_heads
+        return arch.num_heads, arch.num_kv_heads
+    return spec.random.num_heads, spec.random.num_kv_heads
+
+
+def check_heads(spec, tensor: int) -> None:
+    """Refuse a tensor axis that does not split both the attention and the KV heads.
+
+    `sharding.spec_for` would replicate every weight it cannot split, so such a mesh trains
+    (and plans) as if the axis were not there while looking sharded. GQA models with fewer KV
+    heads than the tensor axis are refused too: MaxText copies each KV head to its query
+    group's devices, but here the KV projections and the rollout cache would be whole on every
+    device. One check for `train --dry-run` (`dry_run`) and real training (algos/dpo.mesh_of).
+    """
+    if tensor <= 1:
+        return
+    heads, kv = head_counts(spec)
     if heads % tensor or kv % tensor:
         raise ConfigError(
             f"train.mesh_tensor={tensor}: the model's {heads} heads / {kv} KV heads are not "
@@ -225,13 +234,12 @@ def dry_run(cfg, algorithm: str | None = None) -> MemoryPlan:
             f"(planned: {', '.join(PLANNERS)})"
         )
     t = cfg.train
-    check_heads(cfg.model, t.mesh_tensor)
+    check_heads(cfg.model, t.mesh_tensor)  # the same check real training makes (mesh_of)
     devices = plan_devices(t)
     try:
         mesh = make_mesh(t.mesh_data, t.mesh_fsdp, t.mesh_tensor, devices)
     except ValueError as err:
         raise JaxalignError(f"train.mesh_*: {err}") from None
-    check_heads(cfg.model, int(mesh.shape["tensor"]))
     module, name = PLANNERS[algorithm].split(":")
     spec = getattr(importlib.import_module(module), name)(cfg, mesh)
     return plan(spec, t.device_memory_gib, mesh)

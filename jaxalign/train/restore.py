@@ -16,6 +16,14 @@ from jaxalign.checkpoint import Checkpoints, unreadable, warn_unreadable
 from jaxalign.errors import JaxalignError
 
 
+def require_checkpoint(run_dir: str | Path) -> None:
+    """Refuse a run with no checkpoint step yet, before anything heavy (the base model:
+    minutes for an 8B one) is loaded only to find nothing to restore."""
+    root = Path(run_dir).absolute() / "checkpoints"
+    if not root.is_dir() or not any(p.name.isdigit() for p in root.iterdir()):
+        raise JaxalignError(f"{root}: no restorable checkpoint (train the run first)")
+
+
 def restore_latest(checkpoints: Checkpoints, abstract, check: Callable[[dict], None]):
     """(step, state, data_state) of the newest readable step whose config passes `check`, or None."""
     for step in reversed(checkpoints.steps()):

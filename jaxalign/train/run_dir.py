@@ -8,7 +8,6 @@ Layout: `config.yaml` (the resolved config, rewritten only once a resume is acce
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from jaxalign.config.flat import defaults, flatten, non_defaults
 from jaxalign.errors import ConfigError, JaxalignError
 from jaxalign.io import pid_alive, staged_files
 
@@ -45,26 +45,6 @@ IGNORED = (
 STRUCTURAL = ("model.", "optim.grad_accum", "optim.clip_norm", "lora.rank", "lora.targets")
 
 
-def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    """Dotted keys -> leaf values of a nested mapping."""
-    out: dict[str, object] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
-@functools.cache
-def defaults() -> dict[str, object]:
-    """Every config key's default value (dotted keys)."""
-    from jaxalign.config import Config, to_dict
-
-    return flatten(to_dict(Config()))
-
-
 def as_saved(old: dict, new: dict) -> dict[str, object]:
     """The flat saved config, with each key it lacks but `new` has (a section or key added by
     a later version) at its default: the value the version that saved it ran with."""
@@ -81,13 +61,10 @@ def changed_keys(old: dict, new: dict, only: tuple[str, ...] = ()) -> list[str]:
 
 
 def run_id(config) -> str:
-    """A run's id: a hash of the keys that differ from their defaults, so keys and sections
-    added by later versions (at their defaults) leave every id as it was."""
-    from jaxalign.config import config_hash, to_dict
+    """A run's id: a hash of the keys that differ from their defaults (`non_defaults`)."""
+    from jaxalign.config import config_hash
 
-    known = defaults()
-    flat = flatten(to_dict(config))
-    return config_hash({k: v for k, v in flat.items() if k not in known or known[k] != v})
+    return config_hash(non_defaults(config))
 
 
 def check_resume(
