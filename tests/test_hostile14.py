@@ -15,7 +15,7 @@ from flax import nnx
 from jaxalign.cli import main
 from jaxalign.config import DPORun, LoRAConfig, dump, load_config, project
 from jaxalign.errors import ConfigError
-from jaxalign.models import lora
+from jaxalign.models import lora, lora_context
 from jaxalign.models.config import ModelConfig
 from jaxalign.models.loading import build, export_hf, random_tensors
 from jaxalign.models.weights import read_safetensors
@@ -179,12 +179,13 @@ CFG = ModelConfig(
 TOKENS = np.random.default_rng(0).integers(2, 97, (2, 11))
 
 
-def adapted(scan: bool):
+def adapted(scan: bool, dropout: float = 0.0):
     """A random qwen3-like model (scanned or not) with trained-looking adapters on q, o, up:
     fresh A (the same in both layouts), B set alike in both."""
     tensors = random_tensors(CFG, seed=3)
     model = build(CFG, tensors, scan_layers=scan)
-    lora.apply_lora(model, LoRAConfig(rank=2, alpha=6.0, targets=("q", "o", "up")))
+    cfg = LoRAConfig(rank=2, alpha=6.0, dropout=dropout, targets=("q", "o", "up"))
+    lora.apply_lora(model, cfg)
     for name, lin in lora.linears(model, ("q", "o", "up")):
         b = lin.lora.b.get_value()
         rng = np.random.default_rng(len(name.rsplit(".", 1)[1]))  # per target, all layers
@@ -266,13 +267,15 @@ def test_eval_without_a_checkpoint_refuses_before_loading(tmp_path, capsys, monk
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoints"]
 
 
-def adapter_grads(model) -> tuple[np.ndarray, dict]:
-    """(logits, gradient of a logit loss per unscanned adapter name) of an adapted model."""
+def adapter_grads(model, key=None) -> tuple[np.ndarray, dict]:
+    """(logits, gradient of a logit loss per unscanned adapter name) of an adapted model;
+    with `key`, adapter inputs are dropped as in a training step."""
     graphdef, adapters, base = lora.split_lora(model)
     tokens = jnp.asarray(TOKENS, jnp.int32)
 
     def loss(a):
-        logits = nnx.merge(graphdef, a, base)(tokens)
+        with lora_context.dropout_key(key):
+            logits = nnx.merge(graphdef, a, base)(tokens)
         return jnp.mean(jax.nn.log_softmax(logits)[..., 5] * jnp.arange(11.0)), logits
 
     grads, logits = jax.grad(loss, has_aux=True)(adapters)
@@ -287,9 +290,13 @@ def adapter_grads(model) -> tuple[np.ndarray, dict]:
     return np.asarray(logits), out
 
 
-def test_scanned_lora_matches_unscanned_logits_and_adapter_gradients():
-    flat_logits, flat = adapter_grads(adapted(False))
-    scan_logits, scanned = adapter_grads(adapted(True))
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_scanned_lora_matches_unscanned_logits_and_adapter_gradients(dropout):
+    key = jax.random.key(7) if dropout else None  # with dropout: each layer its own masks
+    flat_logits, flat = adapter_grads(adapted(False, dropout), key)
+    scan_logits, scanned = adapter_grads(adapted(True, dropout), key)
+    if dropout:  # the masks bite: logits differ from the same model without dropout
+        assert np.abs(flat_logits - adapter_grads(adapted(False))[0]).max() > 1e-3
     assert np.abs(flat_logits - scan_logits).max() <= 1e-5
     assert flat.keys() == scanned.keys() and len(flat) == 2 * 3 * 3
     assert all(np.abs(flat[k] - scanned[k]).max() <= 1e-5 for k in flat)

@@ -17,6 +17,7 @@ from flax import nnx
 from jaxalign.models import cpu_attention
 from jaxalign.models.config import ModelConfig
 from jaxalign.models.dense import dense
+from jaxalign.models.lora_context import scanned_layer
 
 # `model.remat`: what a block's backward pass may keep from its forward pass (None: no remat;
 # "full" keeps only the block's input; the others also keep matmul outputs).
@@ -359,15 +360,17 @@ class Decoder(nnx.Module):
 
         def body(h, xs):
             """One layer: its parameter slice (and cache slice) in, hidden state carried."""
-            params, kv = xs
+            params, kv, layer = xs
             kv = None if kv is None else (kv[0], kv[1], cache.index)
-            h, new = nnx.merge(graphdef, params)(h, cos, sin, mask, kv)
+            with scanned_layer(layer):  # LoRA dropout: each layer its own mask
+                h, new = nnx.merge(graphdef, params)(h, cos, sin, mask, kv)
             return constrain(h, self.mesh, ("batch", None, None)), new
 
         if self.remat != "none" and cache is None:
             body = jax.checkpoint(body, policy=REMAT_POLICIES[self.remat], prevent_cse=False)
         kvs = None if cache is None else (cache.k, cache.v)
-        return jax.lax.scan(body, x, (stacked, kvs))
+        depth = jax.tree.leaves(stacked)[0].shape[0]  # the stacked layer axis
+        return jax.lax.scan(body, x, (stacked, kvs, jnp.arange(depth)))
 
     def _cache_mask(self, cache: KVCache, positions, segment_ids):
         """Mark the new slots valid and build the [B, 1, T, S] mask over cache slots."""

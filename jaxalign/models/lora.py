@@ -10,11 +10,8 @@ weights with adapters off: no copy).
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import jax
@@ -25,6 +22,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxalign.config.lora import LoRAConfig
 from jaxalign.errors import ConfigError
+from jaxalign.models.lora_context import DROPOUT_KEY, LAYER
 
 # Our short target names -> the HF module names PEFT's `target_modules` uses.
 HF_MODULES = {
@@ -37,9 +35,6 @@ HF_MODULES = {
     "down": "down_proj",
 }
 PEFT_PREFIX = "base_model.model."
-
-# The dropout key of the step being traced; None (evaluation, export): no dropout.
-_DROPOUT_KEY: contextvars.ContextVar = contextvars.ContextVar("lora_dropout_key", default=None)
 
 
 class LoRAParam(nnx.Param):
@@ -69,26 +64,19 @@ class LoRA(nnx.Module):
         self.scale = cfg.alpha / cfg.rank
         self.dropout = cfg.dropout
         self.index = index  # folds into the step's dropout key: each adapter its own mask
+        # stacked: layer l's adapter is unscanned adapter l * stride + index (same masks)
+        self.stride = None if layers is None else layers[1] - layers[0] if len(layers) > 1 else 0
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        key = _DROPOUT_KEY.get()
+        key = DROPOUT_KEY.get()
         if key is not None and self.dropout > 0:
-            keep = jax.random.bernoulli(
-                jax.random.fold_in(key, self.index), 1 - self.dropout, x.shape
-            )
+            index = self.index
+            if self.stride is not None:  # inside the layer scan: this layer's own mask
+                index = index + LAYER.get() * self.stride
+            keep = jax.random.bernoulli(jax.random.fold_in(key, index), 1 - self.dropout, x.shape)
             x = jnp.where(keep, x / (1 - self.dropout), 0).astype(x.dtype)
         h = (x @ self.a.get_value().astype(x.dtype)) * jnp.asarray(self.scale, x.dtype)
         return h @ self.b.get_value().astype(x.dtype)
-
-
-@contextlib.contextmanager
-def dropout_key(key) -> Iterator[None]:
-    """Adapters traced inside the block drop inputs with masks drawn from `key`."""
-    token = _DROPOUT_KEY.set(key)
-    try:
-        yield
-    finally:
-        _DROPOUT_KEY.reset(token)
 
 
 def linears(model, targets) -> list[tuple[str, object]]:

@@ -19,7 +19,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxalign.config import DataConfig, DPOConfig
 from jaxalign.losses import REFERENCE_FREE, dpo_loss, implicit_rewards
-from jaxalign.models.lora import dropout_key
+from jaxalign.models.lora_context import dropout_key
 from jaxalign.ops import token_logprobs
 from jaxalign.train.optim import (
     make_optimizer,  # noqa: F401 - moved; kept importable
