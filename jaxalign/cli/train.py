@@ -68,7 +68,7 @@ def cmd_eval(args) -> int:
 
     cfg = config_from(args, [])
     check(cfg.eval.evaluators)  # an unknown name is refused before any model is built
-    if set(cfg.eval.evaluators) - {"preferences"}:  # the others restore the tuned model
+    if {"behaviour", "generations"} & set(cfg.eval.evaluators):  # they restore the tuned model
         from jaxalign.train.restore import require_checkpoint
 
         require_checkpoint(cfg.train.run_dir)
