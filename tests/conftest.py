@@ -12,6 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 
 from jaxalign.config import RatingsConfig, SimulateConfig
+from jaxalign.models.config import ModelConfig
 from jaxalign.survey.readers import load_ratings
 from jaxalign.survey.simulate import write_simulation
 
@@ -61,6 +62,22 @@ def tiny_tokenizer(tmp_path_factory):
 
 
 TINY_CPU = Path(__file__).resolve().parent.parent / "configs" / "train" / "tiny_cpu.yaml"
+# A tiny qwen3-like model with every optional parameter kind: q/k/v/o biases, q/k norms and
+# an untied output head (scan, LoRA and export tests).
+QWEN3_BIASED = ModelConfig(
+    family="qwen3",
+    vocab_size=97,
+    hidden_size=32,
+    intermediate_size=48,
+    num_layers=3,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=8,
+    attention_bias=True,
+    o_bias=True,
+    qk_norm=True,
+    eos_token_id=(1,),
+)
 
 
 def tiny_config(tokenizer, prefs, run_dir, *extra):

@@ -9,14 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY_CPU
+from conftest import QWEN3_BIASED, TINY_CPU
 from flax import nnx
 
 from jaxalign.cli import main
 from jaxalign.config import DPORun, LoRAConfig, dump, load_config, project
 from jaxalign.errors import ConfigError
 from jaxalign.models import lora, lora_context
-from jaxalign.models.config import ModelConfig
 from jaxalign.models.loading import build, export_hf, random_tensors
 from jaxalign.models.weights import read_safetensors
 
@@ -161,21 +160,7 @@ def test_export_refusals_write_nothing(tmp_path, capsys, monkeypatch, flags, cod
     assert os.listdir(tmp_path / "full") == ["keep.txt"]
 
 
-# qwen3-like: q/k/v/o biases and q/k norms beside the adapted layers, an untied head.
-CFG = ModelConfig(
-    family="qwen3",
-    vocab_size=97,
-    hidden_size=32,
-    intermediate_size=48,
-    num_layers=3,
-    num_heads=4,
-    num_kv_heads=2,
-    head_dim=8,
-    attention_bias=True,
-    o_bias=True,
-    qk_norm=True,
-    eos_token_id=(1,),
-)
+CFG = QWEN3_BIASED  # q/k/v/o biases and q/k norms beside the adapted layers, untied head
 TOKENS = np.random.default_rng(0).integers(2, 97, (2, 11))
 
 

@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import QWEN3_BIASED
 from flax import nnx
 
 from jaxalign.errors import ConfigError
-from jaxalign.models.config import ModelConfig
 from jaxalign.models.loading import build, export_hf, random_tensors
 from jaxalign.models.sampler import Sampler
 from jaxalign.models.weights import layer_names, param_table, read_checkpoint
@@ -17,21 +17,7 @@ from jaxalign.sharding import make_mesh
 from jaxalign.train.optim import decay_mask
 from jaxalign.train.run_dir import check_model, check_resume
 
-# Every optional parameter kind: q/k/v/o biases, q/k norms, an untied output head.
-CFG = ModelConfig(
-    family="qwen3",
-    vocab_size=97,
-    hidden_size=32,
-    intermediate_size=48,
-    num_layers=3,
-    num_heads=4,
-    num_kv_heads=2,
-    head_dim=8,
-    attention_bias=True,
-    o_bias=True,
-    qk_norm=True,
-    eos_token_id=(1,),
-)
+CFG = QWEN3_BIASED  # every optional parameter kind: q/k/v/o biases, q/k norms, untied head
 TENSORS = {
     k: v + 0.1 * np.random.default_rng(1).standard_normal(v.shape, dtype=np.float32)
     for k, v in random_tensors(CFG, seed=3).items()
